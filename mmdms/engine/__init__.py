@@ -1,0 +1,1 @@
+"""Training-time machinery of mmdms (hooks, loops, optimizer constructors)."""

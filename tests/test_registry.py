@@ -1,0 +1,30 @@
+import importlib
+
+from mmengine.registry import MODELS as MMENGINE_MODELS
+
+import mmdms
+from mmdms import registry
+
+
+def test_registries_are_children_with_locations():
+    assert registry.MODELS.parent is MMENGINE_MODELS
+    assert registry.MODELS.scope == 'mmdms'
+    for name in ('MODELS', 'TASK_UTILS', 'HOOKS', 'LOOPS', 'OPTIM_WRAPPERS',
+                 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'RUNNERS'):
+        reg = getattr(registry, name)
+        assert reg._locations, name
+        for location in reg._locations:  # every location must be importable
+            importlib.import_module(location)
+
+
+def test_register_all_modules_sets_scope():
+    from mmengine.registry import DefaultScope
+
+    from mmdms.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    assert DefaultScope.get_current_instance().scope_name == 'mmdms'
+
+
+def test_version():
+    assert mmdms.__version__.count('.') == 2
+    assert mmdms.version_info[:2] == tuple(int(x) for x in mmdms.__version__.split('.')[:2])
