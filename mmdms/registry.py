@@ -34,3 +34,6 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmdms.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmdms.models'])
 TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, locations=['mmdms.models'])
+
+# Per-module-class knowledge for export (attributes a forward reads, e.g. C2f split sizes).
+PRUNING_ADAPTERS = Registry('pruning adapter', locations=['mmdms.export'])

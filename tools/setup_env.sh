@@ -40,8 +40,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q
-     -c "$ROOT/requirements/constraints.txt")
+PIP=(pip_quiet install --disable-pip-version-check -q -c "$ROOT/requirements/constraints.txt")
+# pip run quietly; drops one harmless warning some pip configurations print per package
+pip_quiet() {
+  "$VENV/bin/python" -m pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
 
 echo "[setup] installing torch/torchvision (pinned in requirements/constraints.txt)"
 "${PIP[@]}" 'setuptools>=77,<81' wheel torch torchvision

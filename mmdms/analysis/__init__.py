@@ -1,0 +1,3 @@
+from .complexity import count_complexity
+
+__all__ = ['count_complexity']

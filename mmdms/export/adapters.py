@@ -1,0 +1,43 @@
+"""Small per-class adapters: attributes that a module's forward reads and that must follow
+its pruned parameters. Generic PyTorch layers are handled by :func:`update_layer_attributes`;
+everything architecture-specific lives here, registered by class name."""
+from torch import nn
+
+from mmdms.registry import PRUNING_ADAPTERS
+
+
+def update_layer_attributes(module: nn.Module, was_depthwise: bool = False) -> None:
+    """Make ``in_channels``/``out_features``/``num_features``/... match the sliced tensors."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        module.out_channels = module.weight.shape[0]
+        if was_depthwise:
+            module.groups = module.in_channels = module.out_channels
+        else:
+            module.in_channels = module.weight.shape[1] * module.groups
+    elif isinstance(module, nn.Linear):
+        module.out_features, module.in_features = module.weight.shape
+    elif isinstance(module, nn.modules.batchnorm._NormBase):
+        tensor = module.weight if module.weight is not None else module.running_mean
+        if tensor is not None:
+            module.num_features = tensor.shape[0]
+    elif isinstance(module, nn.LayerNorm):
+        if module.weight is not None:
+            module.normalized_shape = (module.weight.shape[0], )
+    elif isinstance(module, nn.GroupNorm):
+        if module.weight is not None:
+            module.num_channels = module.weight.shape[0]
+
+
+@PRUNING_ADAPTERS.register_module(name='CSPLayerWithTwoConv')
+def csp_layer_with_two_conv(module: nn.Module) -> None:
+    """mmyolo's C2f splits ``main_conv``'s output into two halves of ``mid_channels``."""
+    module.mid_channels = module.main_conv.conv.out_channels // 2
+
+
+def apply_adapter(module: nn.Module) -> bool:
+    """Run the adapter registered for ``module``'s class, if any; True when one ran."""
+    adapter = PRUNING_ADAPTERS.get(type(module).__name__)
+    if adapter is None:
+        return False
+    adapter(module)
+    return True

@@ -1,0 +1,3 @@
+from .dms_mutator import DMSMutator
+
+__all__ = ['DMSMutator']

@@ -1,0 +1,246 @@
+"""DMSMutator: discovers units by tracing, installs their masks, and describes the structure."""
+import types
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmdms.export.structure import STRUCTURE_VERSION
+from mmdms.registry import MODELS
+from ..tracing import PruningGraph, build_pruning_graph, trace_channels
+from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkUnit
+
+
+def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
+    """LayerNorm whose statistics cover only the kept channels (weighted by the mask), so a
+    hard-masked LayerNorm equals the physically smaller one exactly."""
+
+    def forward(self, x):
+        m = mask_fn().to(x.dtype)
+        total = m.sum().clamp_min(1e-6)
+        mean = (x * m).sum(-1, keepdim=True) / total
+        var = ((x - mean).pow(2) * m).sum(-1, keepdim=True) / total
+        y = (x - mean) / torch.sqrt(var + self.eps)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    return types.MethodType(forward, module)
+
+
+@MODELS.register_module()
+class DMSMutator(nn.Module):
+    """Traces a supernet, builds width and depth units, and applies their masks.
+
+    Masks act on the *inputs of channel-mixing layers* (conv, linear, layer norm): a channel
+    multiplied by zero there contributes nothing, so a hard-masked supernet computes exactly
+    what the physically pruned model computes. A removable block ``x + f(x)`` gets
+    ``x + m_b * f(x)`` by scaling the output of the module that produces ``f(x)``.
+
+    Args:
+        channel_unit_cfg: options for every :class:`DTopkChannelUnit` (lambda_scale, ...).
+        block_unit_cfg: options for every :class:`DTopkBlockUnit`.
+        prune_depth: build depth units for removable blocks.
+        importance_metric: ``taylor`` (DMS default), ``snip`` or ``fisher``.
+        importance_decay: EMA decay of importance.
+    """
+
+    def __init__(self,
+                 channel_unit_cfg: Optional[dict] = None,
+                 block_unit_cfg: Optional[dict] = None,
+                 prune_depth: bool = True,
+                 importance_metric: str = 'taylor',
+                 importance_decay: float = 0.99):
+        super().__init__()
+        self.channel_unit_cfg = dict(channel_unit_cfg or {})
+        self.block_unit_cfg = dict(block_unit_cfg or {})
+        self.prune_depth = prune_depth
+        self.importance_metric = importance_metric
+        self.importance_decay = importance_decay
+        self.channel_units = nn.ModuleList()
+        self.block_units = nn.ModuleList()
+        self.graph: Optional[PruningGraph] = None
+        self._handles: List[Any] = []
+        self._cache: Optional[Dict[str, Any]] = None
+        self._block_index: Dict[str, tuple] = {}
+
+    # ------------------------------------------------------------------ building
+    def prepare_from_supernet(self, model: nn.Module, forward: Callable[[], Any]) -> None:
+        """Trace ``forward()`` (which calls ``model``), create units and install masks."""
+        if self.graph is not None:
+            raise RuntimeError('DMSMutator.prepare_from_supernet was already called')
+        trace = trace_channels(model, forward)
+        self.graph = build_pruning_graph(trace)
+        unit_kwargs = dict(decay=self.importance_decay, metric=self.importance_metric)
+        for group in self.graph.groups:
+            self.channel_units.append(
+                DTopkChannelUnit(group.num_elements, **self.channel_unit_cfg, **unit_kwargs))
+        if self.prune_depth:
+            stages: Dict[str, List[str]] = {}
+            for block in trace.blocks:
+                stages.setdefault(block.parent, []).append(block.module)
+            for blocks in stages.values():
+                unit = DTopkBlockUnit(blocks, **self.block_unit_cfg, **unit_kwargs)
+                for i, name in enumerate(blocks):
+                    self._block_index[name] = (len(self.block_units), i)
+                self.block_units.append(unit)
+        self._install(model)
+
+    @property
+    def units(self) -> List[DTopkUnit]:
+        return list(self.channel_units) + list(self.block_units)
+
+    def _gather_index(self, nodes: Tensor) -> Tensor:
+        """Index into the concatenated channel masks for each position (last = constant 1)."""
+        offsets, total = [], 0
+        for unit in self.channel_units:
+            offsets.append(total)
+            total += unit.num_elements
+        index = torch.full((nodes.numel(), ), total, dtype=torch.long)
+        roots = self.graph.roots(nodes)
+        for pos, root in enumerate(roots.tolist()):
+            element = self.graph.element_of_root.get(root)
+            if element is not None:
+                index[pos] = offsets[element[0]] + element[1]
+        return index
+
+    def _install(self, model: nn.Module) -> None:
+        modules = dict(model.named_modules())
+        self._handles.append(model.register_forward_pre_hook(self._reset_cache))
+        for site in self.graph.trace.consumers:
+            index = self._gather_index(site.nodes)
+            if bool((index == index.max()).all()) and index.max() == self._num_channels():
+                continue  # nothing prunable reaches this layer
+            module = modules[site.module]
+            mask_fn = self._consumer_mask_fn(index)
+            if site.kind == 'layer_norm':
+                module.forward = _masked_layer_norm(module, mask_fn)
+                self._handles.append(('forward', module))
+            else:
+                self._handles.append(
+                    module.register_forward_pre_hook(self._input_mask_hook(mask_fn, site.dim)))
+        for name, (unit_idx, element) in self._block_index.items():
+            branch = next(b.branch for b in self.graph.trace.blocks if b.module == name)
+            self._handles.append(modules[branch].register_forward_hook(
+                self._block_mask_hook(unit_idx, element)))
+
+    def _num_channels(self) -> int:
+        return sum(u.num_elements for u in self.channel_units)
+
+    def remove_hooks(self) -> None:
+        for handle in self._handles:
+            if isinstance(handle, tuple):
+                del handle[1].forward  # back to the class forward
+            else:
+                handle.remove()
+        self._handles.clear()
+
+    # ------------------------------------------------------------------ masks at run time
+    def _reset_cache(self, *args) -> None:
+        self._cache = None
+
+    def _masks(self) -> Dict[str, Any]:
+        if self._cache is None:
+            channel = [u.mask() for u in self.channel_units]
+            block = [u.mask() for u in self.block_units]
+            if torch.is_grad_enabled():
+                for m in channel + block:
+                    if m.requires_grad:
+                        m.retain_grad()
+            device = self.channel_units[0].ratio.device if len(self.channel_units) else 'cpu'
+            flat = torch.cat(channel + [torch.ones(1, device=device)])
+            self._cache = dict(channel=channel, block=block, flat=flat)
+        return self._cache
+
+    def _consumer_mask_fn(self, index: Tensor) -> Callable[[], Tensor]:
+        holder = {'index': index}
+
+        def mask_fn():
+            flat = self._masks()['flat']
+            if holder['index'].device != flat.device:
+                holder['index'] = holder['index'].to(flat.device)
+            return flat[holder['index']]
+
+        return mask_fn
+
+    @staticmethod
+    def _input_mask_hook(mask_fn: Callable[[], Tensor], dim: int):
+
+        def hook(module, args):
+            x = args[0]
+            shape = [1] * x.dim()
+            shape[dim] = x.shape[dim]
+            return (x * mask_fn().to(x.dtype).view(shape), ) + tuple(args[1:])
+
+        return hook
+
+    def _block_mask_hook(self, unit_idx: int, element: int):
+
+        def hook(module, args, output):
+            return output * self._masks()['block'][unit_idx][element].to(output.dtype)
+
+        return hook
+
+    def set_mode(self, mode: str) -> None:
+        """``soft`` (search), ``hard`` (0/1, equals the exported model) or ``off``."""
+        for unit in self.units:
+            unit.set_mode(mode)
+        self._cache = None
+
+    # ------------------------------------------------------------------ importance & ratios
+    @torch.no_grad()
+    def update_importance(self, reduce_across_ranks: bool = False) -> None:
+        """Fold the gradients of the last backward pass into each unit's importance EMA."""
+        if self._cache is None:
+            return
+        masks = self._cache['channel'] + self._cache['block']
+        for unit, mask in zip(self.units, masks):
+            unit.tracker.update_from_mask(mask, mask.grad, reduce_across_ranks)
+        self._cache = None
+
+    def clamp_ratios(self) -> None:
+        for unit in self.units:
+            unit.clamp_ratio()
+
+    # ------------------------------------------------------------------ structure
+    def structure(self) -> dict:
+        """Kept indices per parameter dimension and removed blocks, from the hard masks.
+
+        The result is plain JSON data; :func:`mmdms.export.apply_structure` rebuilds the pruned
+        model from it without tracing again.
+        """
+        pruned_roots = set()
+        units = {}
+        for group, unit in zip(self.graph.groups, self.channel_units):
+            kept = unit.kept_mask()
+            pruned_roots.update(group.roots[~kept].tolist())
+            units[group.name] = dict(num_elements=unit.num_elements, kept=int(kept.sum()))
+        removed_blocks = []
+        for unit in self.block_units:
+            kept = unit.kept_mask()
+            removed_blocks += [b for b, k in zip(unit.blocks, kept.tolist()) if not k]
+            units['depth:' + (unit.blocks[0].rsplit('.', 1)[0])] = dict(
+                num_elements=unit.num_elements, kept=int(kept.sum()), blocks=unit.blocks)
+        slots: Dict[str, Dict[str, dict]] = {}
+        for slot in self.graph.trace.slots:
+            roots = self.graph.roots(slot.nodes).tolist()
+            kept = [i for i, r in enumerate(roots) if r not in pruned_roots]
+            if len(kept) < len(roots):
+                slots.setdefault(slot.name, {})[str(slot.dim)] = dict(size=len(roots), kept=kept)
+        return dict(version=STRUCTURE_VERSION, slots=slots, removed_blocks=removed_blocks,
+                    units=units)
+
+    def unit_table(self) -> List[dict]:
+        """One row per unit: name, kind, size, and the layers it touches."""
+        rows = []
+        for group, unit in zip(self.graph.groups, self.channel_units):
+            rows.append(dict(unit=group.name, kind='channel', size=unit.num_elements,
+                             kept=unit.num_kept(), layers=sorted({p.rsplit('.', 1)[0]
+                                                                  for p in group.producers})))
+        for unit in self.block_units:
+            rows.append(dict(unit='depth:' + unit.blocks[0].rsplit('.', 1)[0], kind='block',
+                             size=unit.num_elements, kept=unit.num_kept(), layers=unit.blocks))
+        return rows

@@ -1,0 +1,793 @@
+"""Record the executed graph of one real forward pass and couple channels across layers.
+
+How it works. Every tensor seen during the forward gets a *shadow*: an integer tensor of the
+same shape whose entries name the channel each value belongs to (``-1``: not a channel, e.g.
+image pixels, batch or spatial positions). Channels are born in parameter dimensions (rows of a
+conv weight are "node" ids in a :class:`UnionFind`). A ``TorchFunctionMode`` sees every torch
+call -- so Python control flow in mmdet/mmyolo heads is no obstacle -- and, per op:
+
+* shape ops (view, reshape, flatten, permute, split, chunk, cat, getitem, ...) are *replayed on
+  the shadows*, so index bookkeeping through concat/split/flatten is exact by construction;
+* element-wise ops (add, mul, activations) unify the nodes they put side by side;
+* conv / linear / norms tie the input channels to their weight's input dimension and create
+  (or follow) output channels;
+* anything not understood freezes the channels it touches and records the op and module path.
+
+Nothing is dropped silently: every frozen channel carries a reason for the report.
+"""
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from .union_find import UnionFind
+
+UNLABELLED = -1
+
+MASKABLE_CONSUMERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.LayerNorm)
+
+
+@dataclass
+class ParamSlot:
+    """One channel dimension of a parameter or buffer, with a node per index."""
+    name: str
+    dim: int
+    nodes: Tensor
+    role: str  # 'producer' (creates channels) | 'consumer' (reads them) | 'follower'
+
+
+@dataclass
+class ConsumerSite:
+    """A module that mixes channels of its input; the unit masks are applied on that input."""
+    module: str
+    kind: str  # 'conv' | 'linear' | 'layer_norm'
+    dim: int
+    nodes: Tensor
+
+
+@dataclass
+class ResidualBlock:
+    """A module computing ``x + f(x)`` (optionally followed by ReLU on non-negative ``x``)."""
+    module: str
+    branch: str  # the module whose output is f(x): the block mask scales it
+    parent: str
+
+
+@dataclass
+class FrozenRecord:
+    reason: str
+    op: str
+    module: str
+    expected: bool = False  # True for model inputs/outputs: constraints, not failures
+
+
+@dataclass
+class TraceResult:
+    uf: UnionFind
+    slots: List[ParamSlot]
+    consumers: List[ConsumerSite]
+    blocks: List[ResidualBlock]
+    frozen: List[FrozenRecord]
+    module_types: Dict[str, str]
+    num_ops: int = 0
+    unsupported_ops: Dict[str, int] = field(default_factory=dict)
+
+
+def _name(func) -> str:
+    name = getattr(func, '__name__', None) or str(func)
+    return name
+
+
+# --- op tables (by function name; Tensor methods and torch functions share names) ---------
+UNARY = {
+    'relu', 'relu_', 'relu6', 'silu', 'silu_', 'gelu', 'sigmoid', 'sigmoid_', 'tanh', 'tanh_',
+    'hardswish', 'hardswish_', 'hardsigmoid', 'hardtanh', 'hardtanh_', 'leaky_relu', 'leaky_relu_',
+    'elu', 'elu_', 'mish', 'softplus', 'selu', 'celu', 'prelu_no_weight', 'dropout', 'dropout1d',
+    'dropout2d', 'dropout3d', 'alpha_dropout', 'clone', 'contiguous', 'detach', 'float', 'half',
+    'double', 'to', 'type', 'type_as', 'neg', '__neg__', 'exp', 'abs', '__abs__', 'sqrt', 'rsqrt',
+    'clamp', 'clamp_', 'clamp_min', 'clamp_max', 'clip', 'log', 'erf', 'sign', 'square', 'cpu',
+    'cuda', 'requires_grad_', 'sin', 'cos'
+}
+NONNEGATIVE = {'relu', 'relu_', 'relu6', 'sigmoid', 'sigmoid_', 'hardsigmoid'}
+BINARY = {
+    'add', 'add_', '__add__', '__radd__', '__iadd__', 'sub', 'sub_', '__sub__', '__rsub__',
+    '__isub__', 'mul', 'mul_', '__mul__', '__rmul__', '__imul__', 'div', 'div_', '__truediv__',
+    '__rtruediv__', '__itruediv__', 'true_divide', 'maximum', 'minimum', 'pow', '__pow__'
+}
+ADDS = {'add', 'add_', '__add__', '__radd__', '__iadd__'}
+INPLACE = {'add_', '__iadd__', 'sub_', '__isub__', 'mul_', '__imul__', 'div_', '__itruediv__'}
+SHAPE = {
+    'view', 'reshape', 'flatten', 'unflatten', 'permute', 'transpose', 't', 'unsqueeze',
+    'squeeze', 'expand', 'expand_as', 'movedim', 'repeat', 'roll', 'flip', 'split', 'chunk',
+    'unbind', 'split_with_sizes', 'tensor_split', 'cat', 'concat', 'concatenate', 'stack',
+    '__getitem__', 'select', 'narrow', 'pad', 'view_as', 'reshape_as', 'swapaxes'
+}
+SPLITS = {'split', 'chunk', 'unbind', 'split_with_sizes', 'tensor_split'}
+SPATIAL = {
+    'max_pool1d', 'max_pool2d', 'max_pool3d', 'avg_pool1d', 'avg_pool2d', 'avg_pool3d',
+    'adaptive_avg_pool1d', 'adaptive_avg_pool2d', 'adaptive_avg_pool3d', 'adaptive_max_pool1d',
+    'adaptive_max_pool2d', 'adaptive_max_pool3d', 'interpolate', 'upsample', 'upsample_nearest',
+    'upsample_bilinear', 'max_pool2d_with_indices', 'lp_pool2d', '_max_pool2d', 'fn'
+}
+REDUCTIONS = {'mean', 'sum', 'amax', 'amin', 'max', 'min', 'std', 'var', 'norm', 'logsumexp'}
+NON_TENSOR = {'size', 'dim', 'numel', '__get__', '__len__', 'is_contiguous', 'element_size',
+              'stride', 'data_ptr', 'is_floating_point', 'get_device', '__format__', '__bool__',
+              'item', 'tolist', '__repr__', '__iter__', 'ndimension', 'nelement', '__hash__',
+              '__eq__', 'eq', 'ne', '__ne__', 'gt', 'lt', 'ge', 'le', '__gt__', '__lt__', '__ge__',
+              '__le__', 'isfinite', 'isnan', 'any', 'all', 'new_zeros', 'new_ones', 'new_empty',
+              'new_full', 'new_tensor', 'zeros_like', 'ones_like', 'empty_like', 'full_like',
+              'argmax', 'argmin', 'nonzero', 'numpy', 'backward'}
+
+
+def _tensors(obj) -> List[Tensor]:
+    leaves, _ = tree_flatten(obj)
+    return [x for x in leaves if isinstance(x, Tensor)]
+
+
+def _varies_along(shadow: Tensor, dim: int) -> bool:
+    if shadow.dim() == 0 or shadow.shape[dim] <= 1 or shadow.stride(dim) == 0:
+        return False
+    return bool((shadow != shadow.narrow(dim, 0, 1)).any())
+
+
+def _labelled(shadow: Tensor) -> bool:
+    return bool((shadow >= 0).any())
+
+
+class ChannelTracer(TorchFunctionMode):
+    """Trace ``model`` once and return the channel coupling (:class:`TraceResult`).
+
+    Args:
+        model: any ``nn.Module``.
+        leaf_adapters: optional mapping from module class name to an adapter that handles
+            that module as a black box (see :mod:`mmdms.models.tracing.adapters`).
+    """
+
+    def __init__(self, model: nn.Module, leaf_adapters: Optional[Dict[str, Any]] = None):
+        super().__init__()
+        self.model = model
+        self.uf = UnionFind()
+        self.slots: Dict[Tuple[str, int], ParamSlot] = {}
+        self.consumers: List[ConsumerSite] = []
+        self.frozen: List[FrozenRecord] = []
+        self.blocks: List[ResidualBlock] = []
+        self.unsupported: Dict[str, int] = {}
+        self.leaf_adapters = leaf_adapters or {}
+        self.param_names: Dict[int, str] = {}
+        for name, p in itertools.chain(model.named_parameters(), model.named_buffers()):
+            self.param_names.setdefault(id(p), name)
+        self.module_names = {id(m): n for n, m in model.named_modules()}
+        self.modules = dict(model.named_modules())
+        # tensor bookkeeping (keep tensors alive so ids stay unique during the trace)
+        self.shadows: Dict[int, Tuple[Tensor, Tensor]] = {}
+        self.last_write: Dict[int, Tuple[int, str]] = {}
+        self.nonnegative: set = set()
+        self.uses: Dict[int, int] = {}
+        self.output_of: Dict[int, str] = {}
+        self.free_param_shadows: Dict[int, Tensor] = {}
+        self.counter = 0
+        # module stack: (name, input tensor, start counter)
+        self.stack: List[Tuple[str, Optional[Tensor], int]] = []
+        self.calls: Dict[str, int] = {}
+        self.pending_blocks: Dict[str, List[dict]] = {}
+        self._hooks = []
+
+    # ------------------------------------------------------------------ public entry point
+    def trace(self, forward: Callable[[], Any]) -> TraceResult:
+        for name, module in self.model.named_modules():
+            self._hooks.append(module.register_forward_pre_hook(self._make_pre_hook(name)))
+            self._hooks.append(module.register_forward_hook(self._make_post_hook(name)))
+        try:
+            with torch.no_grad(), self:
+                outputs = forward()
+        finally:
+            for h in self._hooks:
+                h.remove()
+            self._hooks.clear()
+        for t in _tensors(outputs):
+            self._freeze_shadow(self._shadow(t), 'reaches a model output', 'output', '',
+                                expected=True)
+        result = TraceResult(
+            uf=self.uf,
+            slots=list(self.slots.values()),
+            consumers=self.consumers,
+            blocks=self.blocks,
+            frozen=self.frozen,
+            module_types={n: type(m).__name__
+                          for n, m in self.model.named_modules()},
+            num_ops=self.counter,
+            unsupported_ops=self.unsupported)
+        self.shadows.clear()
+        return result
+
+    # ------------------------------------------------------------------ module hooks
+    def _make_pre_hook(self, name):
+
+        def hook(module, args):
+            first = next(iter(_tensors(args)), None)
+            self.stack.append((name, first, self.counter))
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+        return hook
+
+    def _make_post_hook(self, name):
+
+        def hook(module, args, output):
+            entry = self.stack.pop()
+            assert entry[0] == name, (entry[0], name)
+            out_tensors = _tensors(output)
+            for t in out_tensors:
+                self.output_of[id(t)] = name
+            self._close_blocks(name, out_tensors)
+
+        return hook
+
+    @property
+    def current_module(self) -> str:
+        return self.stack[-1][0] if self.stack else ''
+
+    # ------------------------------------------------------------------ shadows
+    def _shadow(self, t: Tensor) -> Tensor:
+        entry = self.shadows.get(id(t))
+        if entry is not None and entry[0] is t:
+            return entry[1]
+        if id(t) in self.free_param_shadows:
+            return self.free_param_shadows[id(t)]
+        return torch.full((), UNLABELLED, dtype=torch.long).expand(t.shape)
+
+    def _set_shadow(self, t: Tensor, shadow: Tensor, op: str) -> None:
+        if shadow.shape != t.shape:
+            shadow = shadow.expand(t.shape) if shadow.dim() <= t.dim() else shadow.reshape(t.shape)
+        self.shadows[id(t)] = (t, shadow)
+        self.last_write[id(t)] = (self.counter, op)
+
+    def _slot(self, param: Tensor, dim: int, role: str) -> Optional[ParamSlot]:
+        name = self.param_names.get(id(param))
+        if name is None:
+            return None
+        dim = dim % param.dim()
+        key = (name, dim)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = ParamSlot(name, dim, self.uf.new_nodes(param.shape[dim]), role)
+            self.slots[key] = slot
+        return slot
+
+    def _freeze_shadow(self, shadow: Tensor, reason: str, op: str, module: str,
+                       expected: bool = False) -> None:
+        nodes = torch.unique(shadow[shadow >= 0]) if shadow.numel() else shadow.new_empty(0)
+        if nodes.numel() == 0:
+            return
+        self.uf.freeze(nodes.tolist(), reason if expected else f'{reason} ({op} in {module!r})')
+        self.frozen.append(FrozenRecord(reason, op, module, expected))
+
+    def _channel_vector(self, t: Tensor, dim: int) -> Tensor:
+        """Per-channel node along ``dim``; unifies the nodes found at each channel position."""
+        shadow = self._shadow(t)
+        dim = dim % t.dim()
+        moved = shadow.movedim(dim, -1)
+        # drop broadcast (zero-stride) dimensions before the heavy work
+        index = tuple(slice(0, 1) if moved.stride(d) == 0 else slice(None)
+                      for d in range(moved.dim() - 1)) + (slice(None), )
+        rows = moved[index].reshape(-1, moved.shape[-1])
+        first = rows[0].clone()
+        if rows.shape[0] > 1:
+            others = rows[1:]
+            differs = (others != first).any(dim=0)
+            if differs.any():
+                cols = torch.nonzero(differs).flatten()
+                sub = others[:, cols]
+                ref = first[cols].expand_as(sub)
+                both = (sub >= 0) & (ref >= 0)
+                self.uf.union_pairs(sub[both], ref[both])
+                mixed = ((sub >= 0) ^ (ref >= 0)).any(dim=0)
+                if mixed.any():
+                    bad = torch.cat([sub[:, mixed].flatten(), ref[:, mixed].flatten()])
+                    self._freeze_shadow(bad, 'channel mixes prunable and fixed values',
+                                        'channel position', self.current_module)
+                    # a channel with any labelled value is still that channel
+                    fill = torch.where(ref[0] >= 0, ref[0], sub.max(dim=0).values)
+                    first[cols] = fill
+        return first
+
+    # ------------------------------------------------------------------ dispatch
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = _name(func)
+        if name in NON_TENSOR or not _tensors(out):
+            return out
+        self.counter += 1
+        inputs = _tensors((args, kwargs))
+        out_ids = {id(t) for t in _tensors(out)}
+        for t in inputs:  # an in-place op hands the same tensor on: not another consumer
+            if id(t) not in out_ids:
+                self.uses[id(t)] = self.uses.get(id(t), 0) + 1
+        try:
+            self._handle(func, name, args, kwargs, out, inputs)
+        except Exception as e:  # never let the tracer break the user's forward
+            self._unsupported(name, inputs, out, f'tracer error: {type(e).__name__}: {e}')
+        return out
+
+    def _handle(self, func, name, args, kwargs, out, inputs):
+        if name in ('conv1d', 'conv2d', 'conv3d'):
+            return self._conv(name, args, kwargs, out)
+        if name == 'linear':
+            return self._linear(args, kwargs, out)
+        if name in ('batch_norm', 'instance_norm'):
+            return self._channelwise_norm(name, args, kwargs, out)
+        if name == 'layer_norm':
+            return self._layer_norm(args, kwargs, out)
+        if name == 'group_norm':
+            return self._group_norm(args, kwargs, out)
+        if name in UNARY:
+            return self._unary(name, args, out)
+        if name in BINARY:
+            return self._binary(name, args, kwargs, out)
+        if name in SHAPE:
+            return self._shape(func, name, args, kwargs, out)
+        if name in SPATIAL or name.startswith('upsample'):
+            return self._spatial(name, args, out)
+        if name in REDUCTIONS:
+            return self._reduction(name, args, kwargs, out)
+        if name in ('softmax', 'log_softmax'):
+            return self._softmax(name, args, kwargs, out)
+        return self._unsupported(name, inputs, out)
+
+    def _unsupported(self, name, inputs, out, reason=None):
+        labelled = [t for t in inputs if _labelled(self._shadow(t))]
+        for t in labelled:
+            self._freeze_shadow(self._shadow(t), reason or f'unsupported op {name!r}', name,
+                                self.current_module)
+        if labelled:
+            self.unsupported[name] = self.unsupported.get(name, 0) + 1
+        for t in _tensors(out):
+            self._set_shadow(t, torch.full((), UNLABELLED, dtype=torch.long), name)
+
+    # ------------------------------------------------------------------ layer rules
+    def _consumer(self, module_param: Tensor, kind: str, x: Tensor, dim: int, vec: Tensor):
+        """Record a maskable consumer, or freeze its channels with the reason why not."""
+        if not (vec >= 0).any():
+            return
+        pname = self.param_names.get(id(module_param), '')
+        owner = pname.rsplit('.', 1)[0] if '.' in pname else ''
+        module = self.modules.get(owner)
+        top_name, top_input, _ = self.stack[-1] if self.stack else ('', None, 0)
+        if not isinstance(module, MASKABLE_CONSUMERS) or top_name != owner or top_input is not x:
+            self._freeze_shadow(
+                vec, f'{kind} weight {pname!r} is applied outside a standard '
+                f'{kind} module forward, so its input cannot be masked', kind, top_name)
+            return
+        self.consumers.append(ConsumerSite(owner, kind, dim, vec))
+
+    def _conv(self, name, args, kwargs, out):
+        params = dict(zip(('input', 'weight', 'bias', 'stride', 'padding', 'dilation', 'groups'),
+                          args))
+        params.update(kwargs)
+        x, w, b = params['input'], params['weight'], params.get('bias')
+        groups = params.get('groups', 1)
+        vec = self._channel_vector(x, 1)
+        c_in, c_out = x.shape[1], w.shape[0]
+        if groups == 1:
+            in_slot = self._slot(w, 1, 'consumer')
+            out_slot = self._slot(w, 0, 'producer')
+            if in_slot is not None:
+                self._tie(in_slot.nodes, vec, 'conv input from a fixed source', name)
+                self._consumer(w, 'conv', x, 1, vec)
+            out_vec = out_slot.nodes if out_slot is not None else self._fixed_nodes(c_out)
+        elif groups == c_in and c_out == c_in:  # depthwise: channel-wise, follows its input
+            slot = self._slot(w, 0, 'follower')
+            if slot is not None:
+                self._tie(slot.nodes, vec, 'depthwise conv input from a fixed source', name)
+            out_vec = vec
+        else:
+            reason = (f'group conv with groups={groups} (in {c_in}, out {c_out}); only '
+                      'groups=1 and depthwise are pruned')
+            self._freeze_shadow(vec, reason, name, self.current_module)
+            out_slot = self._slot(w, 0, 'producer')
+            out_vec = out_slot.nodes if out_slot is not None else self._fixed_nodes(c_out)
+            self._freeze_shadow(out_vec, reason, name, self.current_module)
+            in_slot = self._slot(w, 1, 'consumer')
+            if in_slot is not None:
+                self._freeze_shadow(in_slot.nodes, reason, name, self.current_module)
+        if b is not None:
+            b_slot = self._slot(b, 0, 'follower')
+            if b_slot is not None:
+                self.uf.union_pairs(b_slot.nodes, out_vec)
+        self._set_channel_out(out, out_vec, 1, name)
+
+    def _linear(self, args, kwargs, out):
+        params = dict(zip(('input', 'weight', 'bias'), args))
+        params.update(kwargs)
+        x, w, b = params['input'], params['weight'], params.get('bias')
+        vec = self._channel_vector(x, -1)
+        in_slot = self._slot(w, 1, 'consumer')
+        out_slot = self._slot(w, 0, 'producer')
+        if in_slot is not None:
+            self._tie(in_slot.nodes, vec, 'linear input from a fixed source', 'linear')
+            self._consumer(w, 'linear', x, -1, vec)
+        out_vec = out_slot.nodes if out_slot is not None else self._fixed_nodes(w.shape[0])
+        if b is not None:
+            b_slot = self._slot(b, 0, 'follower')
+            if b_slot is not None:
+                self.uf.union_pairs(b_slot.nodes, out_vec)
+        self._set_channel_out(out, out_vec, -1, 'linear')
+
+    def _channelwise_norm(self, name, args, kwargs, out):
+        x = args[0] if args else kwargs['input']
+        vec = self._channel_vector(x, 1)
+        for t in _tensors((args[1:], kwargs)):
+            if t.dim() == 1 and t.shape[0] == x.shape[1]:
+                slot = self._slot(t, 0, 'follower')
+                if slot is not None:
+                    self._tie(slot.nodes, vec, f'{name} of fixed channels', name)
+        self._set_channel_out(out, vec, 1, name)
+
+    def _layer_norm(self, args, kwargs, out):
+        params = dict(zip(('input', 'normalized_shape', 'weight', 'bias', 'eps'), args))
+        params.update(kwargs)
+        x = params['input']
+        shape = tuple(params['normalized_shape'])
+        vec = self._channel_vector(x, -1)
+        if len(shape) != 1:
+            self._freeze_shadow(self._shadow(x), f'layer_norm over {len(shape)} dims',
+                                'layer_norm', self.current_module)
+            return self._set_shadow(out, torch.full((), UNLABELLED, dtype=torch.long),
+                                    'layer_norm')
+        weight = params.get('weight')
+        for t in (weight, params.get('bias')):
+            if t is not None:
+                slot = self._slot(t, 0, 'follower')
+                if slot is not None:
+                    self._tie(slot.nodes, vec, 'layer_norm of fixed channels', 'layer_norm')
+        if weight is not None:
+            self._consumer(weight, 'layer_norm', x, -1, vec)
+        elif (vec >= 0).any():
+            self._freeze_shadow(vec, 'layer_norm without affine weight cannot be masked',
+                                'layer_norm', self.current_module)
+        self._set_channel_out(out, vec, -1, 'layer_norm')
+
+    def _group_norm(self, args, kwargs, out):
+        x = args[0]
+        vec = self._channel_vector(x, 1)
+        num_groups = args[1] if len(args) > 1 else kwargs.get('num_groups')
+        self._freeze_shadow(vec, f'group_norm (num_groups={num_groups}) normalises across '
+                            'channels of a group', 'group_norm', self.current_module)
+        for t in _tensors((args[2:], kwargs)):
+            slot = self._slot(t, 0, 'follower')
+            if slot is not None:
+                self.uf.union_pairs(slot.nodes, vec)
+        self._set_channel_out(out, vec, 1, 'group_norm')
+
+    def _tie(self, nodes: Tensor, vec: Tensor, fixed_reason: str, op: str):
+        labelled = vec >= 0
+        self.uf.union_pairs(nodes[labelled], vec[labelled])
+        if (~labelled).any():
+            self.uf.freeze(nodes[~labelled].tolist(), f'{fixed_reason} ({op})')
+
+    def _fixed_nodes(self, count: int) -> Tensor:
+        return torch.full((count, ), UNLABELLED, dtype=torch.long)
+
+    def _set_channel_out(self, out: Tensor, vec: Tensor, dim: int, op: str):
+        shape = [1] * out.dim()
+        shape[dim] = vec.numel()
+        self._set_shadow(out, vec.view(shape).expand(out.shape), op)
+
+    # ------------------------------------------------------------------ element-wise rules
+    def _unary(self, name, args, out):
+        x = args[0]
+        if not isinstance(x, Tensor):
+            return
+        self._set_shadow(out, self._shadow(x), name)
+        if name in NONNEGATIVE:
+            self.nonnegative.add(id(out))
+            self._note_relu(x, out)
+
+    def _operand_shadow(self, t: Tensor, other: Optional[Tensor], out_shape) -> Tensor:
+        """Shadow of an operand; a parameter used element-wise gets a follower slot on the
+        single dimension along which the other operand's channels vary."""
+        if id(t) not in self.param_names or (id(t) in self.shadows):
+            return self._shadow(t)
+        if id(t) in self.free_param_shadows:
+            return self.free_param_shadows[id(t)]
+        shadow = torch.full((), UNLABELLED, dtype=torch.long).expand(t.shape)
+        if other is not None:
+            other_shadow = self._shadow(other).expand(out_shape)
+            offset = len(out_shape) - t.dim()
+            dims = [d for d in range(t.dim())
+                    if t.shape[d] > 1 and _varies_along(other_shadow, d + offset)]
+            if len(dims) == 1:
+                slot = self._slot(t, dims[0], 'follower')
+                view = [1] * t.dim()
+                view[dims[0]] = t.shape[dims[0]]
+                shadow = slot.nodes.view(view).expand(t.shape)
+            elif len(dims) > 1:
+                self._freeze_shadow(other_shadow, f'parameter {self.param_names[id(t)]!r} '
+                                    'varies along several channel dims', 'elementwise',
+                                    self.current_module)
+        self.free_param_shadows[id(t)] = shadow
+        return shadow
+
+    def _binary(self, name, args, kwargs, out):
+        operands = [a for a in args[:2] if isinstance(a, Tensor)]
+        if 'other' in kwargs and isinstance(kwargs['other'], Tensor):
+            operands.append(kwargs['other'])
+        if len(operands) == 1:
+            self._set_shadow(out, self._shadow(operands[0]), name)
+            if name in ('mul', '__mul__', '__rmul__', 'div', '__truediv__') and \
+                    id(operands[0]) in self.nonnegative:
+                self.nonnegative.add(id(out))
+            return
+        a, b = operands[0], operands[1]
+        shape = out.shape
+        sa = self._operand_shadow(a, b, shape).expand(shape)
+        sb = self._operand_shadow(b, a, shape).expand(shape)
+        la, lb = sa >= 0, sb >= 0
+        both = la & lb
+        if both.any():
+            self.uf.union_pairs(sa[both], sb[both])
+        for labelled_shadow, fixed_t, fixed_mask in ((sa, b, lb), (sb, a, la)):
+            # a labelled channel combined with a fixed-size, unlabelled tensor
+            lone = (labelled_shadow >= 0) & ~fixed_mask
+            if lone.any() and self._fixed_tensor_spans_channels(fixed_t, labelled_shadow):
+                self._freeze_shadow(labelled_shadow, 'combined element-wise with a fixed-size '
+                                    'tensor', name, self.current_module)
+        merged = torch.where(la, sa, sb)
+        self._set_shadow(out, merged, name)
+        if name in ADDS:
+            self._note_add(a, b, out)
+
+    def _fixed_tensor_spans_channels(self, fixed: Tensor, labelled: Tensor) -> bool:
+        if id(fixed) in self.param_names:
+            return False  # handled by the parameter rule
+        offset = labelled.dim() - fixed.dim()
+        return any(fixed.shape[d] > 1 and _varies_along(labelled, d + offset)
+                   for d in range(fixed.dim()))
+
+    # ------------------------------------------------------------------ shape rules
+    def _shadow_arg(self, x):
+        if isinstance(x, Tensor):
+            if id(x) in self.param_names and id(x) not in self.shadows:
+                return self._free_param_for_shape(x)
+            return self._shadow(x)
+        if isinstance(x, (list, tuple)):
+            return type(x)(self._shadow_arg(v) for v in x)
+        return x
+
+    def _free_param_for_shape(self, p: Tensor) -> Tensor:
+        if id(p) in self.free_param_shadows:
+            return self.free_param_shadows[id(p)]
+        dims = [d for d in range(p.dim()) if p.shape[d] > 1]
+        shadow = torch.full((), UNLABELLED, dtype=torch.long).expand(p.shape)
+        if len(dims) == 1:
+            slot = self._slot(p, dims[0], 'follower')
+            view = [1] * p.dim()
+            view[dims[0]] = p.shape[dims[0]]
+            shadow = slot.nodes.view(view).expand(p.shape)
+        self.free_param_shadows[id(p)] = shadow
+        return shadow
+
+    def _shape(self, func, name, args, kwargs, out):
+        if name in ('expand_as', 'view_as', 'reshape_as'):
+            target = args[1].shape
+            shadow = self._shadow_arg(args[0])
+            new = shadow.expand(target) if name == 'expand_as' else shadow.reshape(target)
+            return self._set_shadow(out, new, name)
+        shadow_args = [self._shadow_arg(a) for a in args]
+        shadow_kwargs = {k: self._shadow_arg(v) for k, v in kwargs.items()}
+        if name == 'view':
+            shadow_out = shadow_args[0].reshape(*shadow_args[1:], **shadow_kwargs)
+        elif name == 'pad':
+            shadow_kwargs.pop('mode', None)
+            shadow_kwargs['value'] = UNLABELLED
+            shadow_out = F.pad(shadow_args[0].contiguous(), *shadow_args[1:2], value=UNLABELLED)
+        else:
+            shadow_out = func(*shadow_args, **shadow_kwargs)
+        src = shadow_args[0]
+        src_list = list(src) if isinstance(src, (list, tuple)) else [src]
+        if name in ('cat', 'concat', 'concatenate') and len(src_list) > 1:
+            aligned = self._align_concatenated(args, kwargs, src_list)
+            if aligned is not None:
+                shadow_out = aligned.expand(out.shape)
+        if name in SPLITS:
+            self._check_split(name, args, kwargs, src, shadow_out)
+        elif name in ('view', 'reshape', 'unflatten'):
+            self._check_reshape(name, src, shadow_out)
+        elif name in ('__getitem__', 'select', 'narrow'):
+            self._check_selection(name, src, shadow_out)
+        elif name == 'pad':
+            self._check_pad(src, shadow_out, args)
+        outs = _tensors(out)
+        shadows = shadow_out if isinstance(shadow_out, (list, tuple)) else [shadow_out]
+        for t, s in zip(outs, shadows):
+            self._set_shadow(t, s, name)
+            if len(src_list) == 1 and isinstance(args[0], Tensor) and \
+                    id(args[0]) in self.nonnegative:
+                self.nonnegative.add(id(t))
+        del src_list
+
+    def _align_concatenated(self, args, kwargs, pieces):
+        """Concatenating along a token/batch/spatial dim puts the same channels side by side
+        (e.g. a class token before patch tokens): unify them."""
+        dim = kwargs.get('dim', args[1] if len(args) > 1 else 0)
+        if any(_varies_along(p, dim) for p in pieces):
+            return None
+        reduced = [p.narrow(dim, 0, 1) for p in pieces if p.shape[dim] > 0]
+        if len({tuple(r.shape) for r in reduced}) != 1:
+            return None
+        first = reduced[0]
+        for other in reduced[1:]:
+            both = (first >= 0) & (other >= 0)
+            self.uf.union_pairs(first[both], other[both])
+        labelled = [r for r in reduced if _labelled(r)]
+        if any(not (r >= 0).all() for r in labelled):
+            return None  # partly fixed: keep the exact per-piece shadows
+        return labelled[0] if labelled else None
+
+    def _split_dim(self, name, args, kwargs) -> int:
+        if name == 'unbind':
+            return kwargs.get('dim', args[1] if len(args) > 1 else 0)
+        return kwargs.get('dim', args[2] if len(args) > 2 else 0)
+
+    def _check_split(self, name, args, kwargs, src, pieces):
+        dim = self._split_dim(name, args, kwargs)
+        if not _varies_along(src, dim):
+            return
+        sizes = {p.shape[dim] for p in pieces} if name != 'unbind' else {1}
+        if len(sizes) == 1:
+            first = pieces[0]
+            for piece in pieces[1:]:  # equal pieces stay equal: prune them identically
+                both = (piece >= 0) & (first >= 0)
+                self.uf.union_pairs(piece[both], first[both])
+            return
+        self._freeze_shadow(src, f'{name} into unequal pieces {sorted(sizes)} along a channel '
+                            'dim', name, self.current_module)
+
+    def _check_reshape(self, name, src, result):
+        """A reshape may merge channel dims or split off size-1 dims, but splitting one channel
+        dim into several varying dims (e.g. C -> (heads, head_dim)) needs a product structure
+        that only an adapter can keep."""
+        varying_in = [d for d in range(src.dim()) if _varies_along(src, d)]
+        varying_out = [d for d in range(result.dim()) if _varies_along(result, d)]
+        if len(varying_out) > len(varying_in) and len(varying_out) > 1:
+            self._freeze_shadow(
+                src, f'{name} splits a channel dim into {tuple(result.shape)}; register an '
+                'adapter for this module to prune it', name, self.current_module)
+
+    def _check_selection(self, name, src, result):
+        """Indexing may pick tokens or batch entries, but dropping channel positions by a
+        hard-coded index would break once channels are pruned."""
+
+        def channel_positions(shadow):
+            size = 1
+            for d in range(shadow.dim()):
+                if _varies_along(shadow, d):
+                    size *= shadow.shape[d]
+            return size if _labelled(shadow) else 0
+
+        if channel_positions(result) < channel_positions(src):
+            self._freeze_shadow(src, f'{name} selects a subset of channels by position',
+                                name, self.current_module)
+
+    def _check_pad(self, src, result, args):
+        if src.dim() >= 2 and result.shape[1] != src.shape[1] and _varies_along(src, 1):
+            self._freeze_shadow(src, 'pad along the channel dim', 'pad', self.current_module)
+
+    # ------------------------------------------------------------------ other rules
+    def _spatial(self, name, args, out):
+        x = args[0]
+        outs = _tensors(out)
+        if x.dim() < 2 or not outs or outs[0].shape[1] != x.shape[1]:
+            return self._unsupported(name, [x], out)
+        vec = self._channel_vector(x, 1)
+        for t in outs:
+            if t.dtype.is_floating_point:
+                self._set_channel_out(t, vec, 1, name)
+                if id(x) in self.nonnegative:
+                    self.nonnegative.add(id(t))
+            else:  # pooling indices
+                self._set_shadow(t, torch.full((), UNLABELLED, dtype=torch.long), name)
+
+    def _reduce_dims(self, args, kwargs, ndim) -> Optional[List[int]]:
+        dim = kwargs.get('dim', args[1] if len(args) > 1 else None)
+        if dim is None:
+            return None
+        dims = [dim] if isinstance(dim, int) else list(dim)
+        return [d % ndim for d in dims]
+
+    def _reduction(self, name, args, kwargs, out):
+        x = args[0]
+        shadow = self._shadow(x)
+        dims = self._reduce_dims(args, kwargs, x.dim())
+        keepdim = kwargs.get('keepdim', args[2] if len(args) > 2 and isinstance(args[2], bool)
+                             else False)
+        outs = _tensors(out)
+        if dims is None or any(_varies_along(shadow, d) for d in dims):
+            if _labelled(shadow):
+                self._freeze_shadow(shadow, f'{name} reduces over a channel dim', name,
+                                    self.current_module)
+            for t in outs:
+                self._set_shadow(t, torch.full((), UNLABELLED, dtype=torch.long), name)
+            return
+        index = [slice(None)] * x.dim()
+        for d in dims:
+            index[d] = slice(0, 1) if keepdim else 0
+        reduced = shadow[tuple(index)]
+        for t in outs:
+            self._set_shadow(t, reduced if t.dtype.is_floating_point else
+                             torch.full((), UNLABELLED, dtype=torch.long), name)
+
+    def _softmax(self, name, args, kwargs, out):
+        x = args[0]
+        dim = kwargs.get('dim', args[1] if len(args) > 1 else -1)
+        shadow = self._shadow(x)
+        if dim is not None and _varies_along(shadow, dim):
+            self._freeze_shadow(shadow, f'{name} over a channel dim', name, self.current_module)
+            return self._set_shadow(out, torch.full((), UNLABELLED, dtype=torch.long), name)
+        self._set_shadow(out, shadow, name)
+
+    # ------------------------------------------------------------------ residual blocks
+    def _note_relu(self, x: Tensor, out: Tensor):
+        for pending in self.pending_blocks.values():
+            for cand in pending:
+                if cand['result'] is x and self.last_write.get(id(x), (None, ))[0] in (
+                        cand['counter'], self.counter):
+                    cand['result'] = out
+                    cand['counter'] = self.counter
+                    cand['relu'] = True
+
+    def _note_add(self, a: Tensor, b: Tensor, out: Tensor):
+        for name, x, start in reversed(self.stack):
+            if x is None:
+                continue
+            if a is x:
+                branch = b
+            elif b is x:
+                branch = a
+            else:
+                continue
+            if self.last_write.get(id(x), (-1, ))[0] > start:
+                continue  # the input was modified inside the block: not an identity shortcut
+            self.pending_blocks.setdefault(name, []).append(
+                dict(result=out, counter=self.counter, shortcut=x, relu=False,
+                     branch_module=self.output_of.get(id(branch)),
+                     branch_uses=self.uses.get(id(branch), 0)))
+            return
+
+    def _close_blocks(self, name: str, outputs: Sequence[Tensor]):
+        candidates = self.pending_blocks.pop(name, [])
+        if len(outputs) != 1 or not candidates:
+            return
+        output = outputs[0]
+        for cand in candidates:
+            if cand['result'] is not output:
+                continue
+            if self.last_write.get(id(output), (None, ))[0] != cand['counter']:
+                continue
+            if cand['relu'] and id(cand['shortcut']) not in self.nonnegative:
+                continue  # relu(x + 0) == x only for x >= 0
+            branch_module = cand['branch_module']
+            if not branch_module or not branch_module.startswith(name + '.'):
+                continue
+            if self.calls.get(branch_module, 0) != 1 or cand['branch_uses'] > 1:
+                continue
+            parent = name.rsplit('.', 1)[0] if '.' in name else ''
+            self.blocks.append(ResidualBlock(name, branch_module, parent))
+            return
+
+
+def trace_channels(model: nn.Module,
+                   forward: Callable[[], Any],
+                   leaf_adapters: Optional[Dict[str, Any]] = None) -> TraceResult:
+    """Run ``forward()`` (a closure calling ``model``) once and return its channel trace."""
+    was_training = model.training
+    model.eval()
+    try:
+        return ChannelTracer(model, leaf_adapters).trace(forward)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,3 @@
+from .dtopk_units import DTopkBlockUnit, DTopkChannelUnit, DTopkUnit
+
+__all__ = ['DTopkUnit', 'DTopkChannelUnit', 'DTopkBlockUnit']

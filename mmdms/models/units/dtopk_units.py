@@ -1,0 +1,104 @@
+"""Prunable units of DMS: a learnable pruning ratio plus an importance EMA over N elements."""
+from typing import List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from mmdms.registry import MODELS
+from ..ops import ImportanceTracker, differentiable_topk, hard_mask, kept_count, ratio_for_kept
+
+MASK_MODES = ('soft', 'hard', 'off')
+
+
+class DTopkUnit(nn.Module):
+    """N elements, one learnable pruning ratio ``a`` and their importance EMA.
+
+    ``mask()`` is the soft top-k mask in ``soft`` mode (search), the 0/1 mask in ``hard`` mode
+    (checks, export) and ones in ``off`` mode. The ratio is clamped into
+    ``[0, max_ratio]`` after every optimizer step via :meth:`clamp_ratio`.
+
+    Args:
+        num_elements: N.
+        lambda_scale: temperature multiplier (1 for width, 4 for depth and heads).
+        min_kept: the fewest elements the unit may keep (1 for width, 0 for depth).
+        decay, metric: importance EMA settings, see :class:`ImportanceTracker`.
+    """
+
+    def __init__(self, num_elements: int, lambda_scale: float = 1.0, min_kept: int = 1,
+                 decay: float = 0.99, metric: str = 'taylor'):
+        super().__init__()
+        if num_elements < 1:
+            raise ValueError(f'a unit needs at least one element, got {num_elements}')
+        self.num_elements = num_elements
+        self.lambda_scale = lambda_scale
+        self.min_kept = min_kept
+        self.ratio = nn.Parameter(torch.zeros(()))
+        self.tracker = ImportanceTracker(num_elements, decay, metric)
+        self.mode = 'soft'
+        self._mask_ref: Optional[Tensor] = None  # the mask of the current forward (for grads)
+
+    @property
+    def max_ratio(self) -> float:
+        """Largest ratio that still keeps ``min_kept`` elements (``round`` halves up)."""
+        return 1.0 - (self.min_kept - 0.5) / self.num_elements if self.min_kept else 1.0
+
+    @torch.no_grad()
+    def clamp_ratio(self) -> None:
+        self.ratio.clamp_(0.0, self.max_ratio)
+
+    def mask(self) -> Tensor:
+        if self.mode == 'off':
+            return torch.ones(self.num_elements, device=self.ratio.device)
+        soft = differentiable_topk(self.tracker.importance, self.ratio, self.lambda_scale)
+        if self.mode == 'hard':
+            return hard_mask(soft).detach()
+        return soft
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MASK_MODES:
+            raise ValueError(f'mask mode must be one of {MASK_MODES}, got {mode!r}')
+        self.mode = mode
+
+    def kept_mask(self) -> Tensor:
+        """Boolean mask of the elements export keeps."""
+        return hard_mask(
+            differentiable_topk(self.tracker.importance, self.ratio.detach(),
+                                self.lambda_scale)).bool()
+
+    def num_kept(self) -> int:
+        return int(self.kept_mask().sum())
+
+    def expected_kept(self) -> int:
+        return kept_count(self.num_elements, float(self.ratio))
+
+    @torch.no_grad()
+    def keep(self, num_kept: int, importance: Optional[Tensor] = None) -> None:
+        """Set the ratio (and optionally the importance) so exactly ``num_kept`` stay."""
+        if importance is not None:
+            self.tracker.importance.copy_(importance)
+        self.ratio.fill_(ratio_for_kept(self.num_elements, num_kept))
+
+    def extra_repr(self) -> str:
+        return (f'num_elements={self.num_elements}, lambda_scale={self.lambda_scale}, '
+                f'min_kept={self.min_kept}')
+
+
+@MODELS.register_module()
+class DTopkChannelUnit(DTopkUnit):
+    """Width unit: the coupled channels of a dependency group (keeps >= 1)."""
+
+    def __init__(self, num_elements: int, lambda_scale: float = 1.0, **kwargs):
+        super().__init__(num_elements, lambda_scale=lambda_scale, min_kept=1, **kwargs)
+
+
+@MODELS.register_module()
+class DTopkBlockUnit(DTopkUnit):
+    """Depth unit: the removable residual blocks of one stage (may remove all of them).
+
+    Args:
+        blocks: module names of the blocks, element i is ``blocks[i]``.
+    """
+
+    def __init__(self, blocks: List[str], lambda_scale: float = 4.0, **kwargs):
+        super().__init__(len(blocks), lambda_scale=lambda_scale, min_kept=0, **kwargs)
+        self.blocks = list(blocks)
