@@ -87,7 +87,7 @@ def prune_check(model: nn.Module,
     return dict(
         num_channel_units=len(mutator.channel_units),
         num_block_units=len(mutator.block_units),
-        num_head_units=0,
+        num_head_units=len(mutator.head_units),
         frozen=[f['reason'] for f in mutator.graph.frozen_report()],
         max_abs_diff=max_abs_diff(masked_out, exported_out),
         output_scale=scale,

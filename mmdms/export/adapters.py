@@ -41,3 +41,10 @@ def apply_adapter(module: nn.Module) -> bool:
         return False
     adapter(module)
     return True
+
+
+@PRUNING_ADAPTERS.register_module(name='MultiheadAttention')
+def multihead_attention(module: nn.Module) -> None:
+    """mmpretrain's attention reshapes its output to ``embed_dims = num_heads * head_dims``."""
+    if hasattr(module, 'head_dims') and hasattr(module, 'embed_dims'):
+        module.embed_dims = module.num_heads * module.head_dims

@@ -79,6 +79,12 @@ def apply_structure(model: nn.Module, structure: dict) -> nn.Module:
             module._buffers[attr] = new
     for module_name, was_depthwise in touched.items():
         update_layer_attributes(modules[module_name], was_depthwise)
+    for module_name, entry in structure.get('heads', {}).items():
+        module = modules.get(module_name)
+        if module is None or getattr(module, 'num_heads', None) != entry['num_heads']:
+            raise StructureError(f'structure prunes heads of {module_name!r}, which the model '
+                                 f'does not have with {entry["num_heads"]} heads')
+        module.num_heads = len(entry['kept'])
     for module in model.modules():
         apply_adapter(module)
     for name in structure.get('removed_blocks', []):

@@ -1,6 +1,6 @@
 """Models of mmdms: the top-k operators, prunable units, tracing, mutators and algorithms."""
 from . import ops  # noqa: F401
 from .mutators import DMSMutator
-from .units import DTopkBlockUnit, DTopkChannelUnit, DTopkUnit
+from .units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 
-__all__ = ['ops', 'DMSMutator', 'DTopkUnit', 'DTopkChannelUnit', 'DTopkBlockUnit']
+__all__ = ['ops', 'DMSMutator', 'DTopkUnit', 'DTopkChannelUnit', 'DTopkBlockUnit', 'DTopkHeadUnit']

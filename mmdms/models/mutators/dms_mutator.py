@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from mmdms.export.structure import STRUCTURE_VERSION
 from mmdms.registry import MODELS
 from ..tracing import PruningGraph, build_pruning_graph, trace_channels
-from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkUnit
+from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 
 
 def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
@@ -43,7 +43,9 @@ class DMSMutator(nn.Module):
     Args:
         channel_unit_cfg: options for every :class:`DTopkChannelUnit` (lambda_scale, ...).
         block_unit_cfg: options for every :class:`DTopkBlockUnit`.
+        head_unit_cfg: options for every :class:`DTopkHeadUnit`.
         prune_depth: build depth units for removable blocks.
+        prune_heads: build head units for attention layers.
         importance_metric: ``taylor`` (DMS default), ``snip`` or ``fisher``.
         importance_decay: EMA decay of importance.
     """
@@ -51,17 +53,23 @@ class DMSMutator(nn.Module):
     def __init__(self,
                  channel_unit_cfg: Optional[dict] = None,
                  block_unit_cfg: Optional[dict] = None,
+                 head_unit_cfg: Optional[dict] = None,
                  prune_depth: bool = True,
+                 prune_heads: bool = True,
                  importance_metric: str = 'taylor',
                  importance_decay: float = 0.99):
         super().__init__()
         self.channel_unit_cfg = dict(channel_unit_cfg or {})
         self.block_unit_cfg = dict(block_unit_cfg or {})
+        self.head_unit_cfg = dict(head_unit_cfg or {})
         self.prune_depth = prune_depth
+        self.prune_heads = prune_heads
         self.importance_metric = importance_metric
         self.importance_decay = importance_decay
         self.channel_units = nn.ModuleList()
         self.block_units = nn.ModuleList()
+        self.head_units = nn.ModuleList()
+        self._head_of_root: Dict[int, tuple] = {}
         self.graph: Optional[PruningGraph] = None
         self._handles: List[Any] = []
         self._cache: Optional[Dict[str, Any]] = None
@@ -87,24 +95,38 @@ class DMSMutator(nn.Module):
                 for i, name in enumerate(blocks):
                     self._block_index[name] = (len(self.block_units), i)
                 self.block_units.append(unit)
+        if self.prune_heads:
+            for site in trace.heads:
+                for head, nodes in enumerate(site.nodes):
+                    for root in self.graph.roots(nodes).tolist():
+                        self._head_of_root[root] = (len(self.head_units), head)
+                self.head_units.append(
+                    DTopkHeadUnit(site.num_heads, site.module, **self.head_unit_cfg,
+                                  **unit_kwargs))
         self._install(model)
 
     @property
     def units(self) -> List[DTopkUnit]:
-        return list(self.channel_units) + list(self.block_units)
+        return list(self.channel_units) + list(self.block_units) + list(self.head_units)
 
     def _gather_index(self, nodes: Tensor) -> Tensor:
-        """Index into the concatenated channel masks for each position (last = constant 1)."""
+        """Index into the concatenated channel and head masks for each position; positions
+        that no unit governs point at the trailing constant 1."""
         offsets, total = [], 0
-        for unit in self.channel_units:
+        for unit in list(self.channel_units) + list(self.head_units):
             offsets.append(total)
             total += unit.num_elements
+        head_offset = len(self.channel_units)
         index = torch.full((nodes.numel(), ), total, dtype=torch.long)
         roots = self.graph.roots(nodes)
         for pos, root in enumerate(roots.tolist()):
             element = self.graph.element_of_root.get(root)
             if element is not None:
                 index[pos] = offsets[element[0]] + element[1]
+                continue
+            head = self._head_of_root.get(root)
+            if head is not None:
+                index[pos] = offsets[head_offset + head[0]] + head[1]
         return index
 
     def _install(self, model: nn.Module) -> None:
@@ -122,13 +144,17 @@ class DMSMutator(nn.Module):
             else:
                 self._handles.append(
                     module.register_forward_pre_hook(self._input_mask_hook(mask_fn, site.dim)))
-        for name, (unit_idx, element) in self._block_index.items():
-            branch = next(b.branch for b in self.graph.trace.blocks if b.module == name)
-            self._handles.append(modules[branch].register_forward_hook(
-                self._block_mask_hook(unit_idx, element)))
+        for block in self.graph.trace.blocks:
+            if block.module not in self._block_index:
+                continue
+            unit_idx, element = self._block_index[block.module]
+            for branch in block.branches:
+                self._handles.append(modules[branch].register_forward_hook(
+                    self._block_mask_hook(unit_idx, element)))
 
     def _num_channels(self) -> int:
-        return sum(u.num_elements for u in self.channel_units)
+        """Length of the concatenated channel and head masks (the index of the constant 1)."""
+        return sum(u.num_elements for u in list(self.channel_units) + list(self.head_units))
 
     def remove_hooks(self) -> None:
         for handle in self._handles:
@@ -146,13 +172,15 @@ class DMSMutator(nn.Module):
         if self._cache is None:
             channel = [u.mask() for u in self.channel_units]
             block = [u.mask() for u in self.block_units]
+            head = [u.mask() for u in self.head_units]
             if torch.is_grad_enabled():
-                for m in channel + block:
+                for m in channel + block + head:
                     if m.requires_grad:
                         m.retain_grad()
-            device = self.channel_units[0].ratio.device if len(self.channel_units) else 'cpu'
-            flat = torch.cat(channel + [torch.ones(1, device=device)])
-            self._cache = dict(channel=channel, block=block, flat=flat)
+            units = self.units
+            device = units[0].ratio.device if units else 'cpu'
+            flat = torch.cat(channel + head + [torch.ones(1, device=device)])
+            self._cache = dict(channel=channel, block=block, head=head, flat=flat)
         return self._cache
 
     def _consumer_mask_fn(self, index: Tensor) -> Callable[[], Tensor]:
@@ -196,7 +224,7 @@ class DMSMutator(nn.Module):
         """Fold the gradients of the last backward pass into each unit's importance EMA."""
         if self._cache is None:
             return
-        masks = self._cache['channel'] + self._cache['block']
+        masks = self._cache['channel'] + self._cache['block'] + self._cache['head']
         for unit, mask in zip(self.units, masks):
             unit.tracker.update_from_mask(mask, mask.grad, reduce_across_ranks)
         self._cache = None
@@ -224,6 +252,16 @@ class DMSMutator(nn.Module):
             removed_blocks += [b for b, k in zip(unit.blocks, kept.tolist()) if not k]
             units['depth:' + (unit.blocks[0].rsplit('.', 1)[0])] = dict(
                 num_elements=unit.num_elements, kept=int(kept.sum()), blocks=unit.blocks)
+        heads = {}
+        for site, unit in zip(self.graph.trace.heads, self.head_units):
+            kept = unit.kept_mask()
+            for nodes, keep in zip(site.nodes, kept.tolist()):
+                if not keep:
+                    pruned_roots.update(self.graph.roots(nodes).tolist())
+            heads[site.module] = dict(num_heads=unit.num_elements,
+                                      kept=torch.nonzero(kept).flatten().tolist())
+            units['heads:' + site.module] = dict(num_elements=unit.num_elements,
+                                                 kept=int(kept.sum()))
         slots: Dict[str, Dict[str, dict]] = {}
         for slot in self.graph.trace.slots:
             roots = self.graph.roots(slot.nodes).tolist()
@@ -231,7 +269,7 @@ class DMSMutator(nn.Module):
             if len(kept) < len(roots):
                 slots.setdefault(slot.name, {})[str(slot.dim)] = dict(size=len(roots), kept=kept)
         return dict(version=STRUCTURE_VERSION, slots=slots, removed_blocks=removed_blocks,
-                    units=units)
+                    heads=heads, units=units)
 
     def unit_table(self) -> List[dict]:
         """One row per unit: name, kind, size, and the layers it touches."""
@@ -243,4 +281,7 @@ class DMSMutator(nn.Module):
         for unit in self.block_units:
             rows.append(dict(unit='depth:' + unit.blocks[0].rsplit('.', 1)[0], kind='block',
                              size=unit.num_elements, kept=unit.num_kept(), layers=unit.blocks))
+        for unit in self.head_units:
+            rows.append(dict(unit='heads:' + unit.module_name, kind='head', size=unit.num_elements,
+                             kept=unit.num_kept(), layers=[unit.module_name]))
         return rows

@@ -1,11 +1,11 @@
 """Discover prunable channels and blocks by recording one real forward pass."""
-from .channel_tracer import (ChannelTracer, ConsumerSite, FrozenRecord, ParamSlot, ResidualBlock,
-                             TraceResult, trace_channels)
+from .channel_tracer import (ChannelTracer, ConsumerSite, FrozenRecord, HeadSite, ParamSlot,
+                             ResidualBlock, TraceResult, trace_channels)
 from .groups import ChannelGroup, PruningGraph, build_pruning_graph
 from .union_find import UnionFind
 
 __all__ = [
     'ChannelTracer', 'trace_channels', 'TraceResult', 'ParamSlot', 'ConsumerSite',
-    'ResidualBlock', 'FrozenRecord', 'UnionFind', 'ChannelGroup', 'PruningGraph',
+    'ResidualBlock', 'HeadSite', 'FrozenRecord', 'UnionFind', 'ChannelGroup', 'PruningGraph',
     'build_pruning_graph'
 ]

@@ -52,10 +52,22 @@ class ConsumerSite:
 
 @dataclass
 class ResidualBlock:
-    """A module computing ``x + f(x)`` (optionally followed by ReLU on non-negative ``x``)."""
+    """A module computing ``x + f1(x) (+ f2(.) ...)``, optionally followed by ReLU on a
+    non-negative ``x``: with every branch scaled by zero it is the identity."""
     module: str
-    branch: str  # the module whose output is f(x): the block mask scales it
+    branches: List[str]  # modules whose outputs are the f_i: the block mask scales them
     parent: str
+
+
+@dataclass
+class HeadSite:
+    """One ``scaled_dot_product_attention`` call: ``nodes[h]`` are head h's q/k/v channels."""
+    module: str
+    nodes: List[Tensor]
+
+    @property
+    def num_heads(self) -> int:
+        return len(self.nodes)
 
 
 @dataclass
@@ -74,6 +86,7 @@ class TraceResult:
     blocks: List[ResidualBlock]
     frozen: List[FrozenRecord]
     module_types: Dict[str, str]
+    heads: List[HeadSite] = field(default_factory=list)
     num_ops: int = 0
     unsupported_ops: Dict[str, int] = field(default_factory=dict)
 
@@ -135,6 +148,15 @@ def _varies_along(shadow: Tensor, dim: int) -> bool:
     return bool((shadow != shadow.narrow(dim, 0, 1)).any())
 
 
+def _drop_shared_broadcast(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
+    """Narrow dims along which both shadows are broadcast (stride 0) to size 1: same
+    information, far fewer elements (a conv output's spatial dims, typically)."""
+    for d in range(a.dim()):
+        if a.shape[d] > 1 and a.stride(d) == 0 and b.stride(d) == 0:
+            a, b = a.narrow(d, 0, 1), b.narrow(d, 0, 1)
+    return a, b
+
+
 def _labelled(shadow: Tensor) -> bool:
     return bool((shadow >= 0).any())
 
@@ -156,6 +178,7 @@ class ChannelTracer(TorchFunctionMode):
         self.consumers: List[ConsumerSite] = []
         self.frozen: List[FrozenRecord] = []
         self.blocks: List[ResidualBlock] = []
+        self.heads: List[HeadSite] = []
         self.unsupported: Dict[str, int] = {}
         self.leaf_adapters = leaf_adapters or {}
         self.param_names: Dict[int, str] = {}
@@ -198,6 +221,7 @@ class ChannelTracer(TorchFunctionMode):
             consumers=self.consumers,
             blocks=self.blocks,
             frozen=self.frozen,
+            heads=self.heads,
             module_types={n: type(m).__name__
                           for n, m in self.model.named_modules()},
             num_ops=self.counter,
@@ -263,7 +287,8 @@ class ChannelTracer(TorchFunctionMode):
         nodes = torch.unique(shadow[shadow >= 0]) if shadow.numel() else shadow.new_empty(0)
         if nodes.numel() == 0:
             return
-        self.uf.freeze(nodes.tolist(), reason if expected else f'{reason} ({op} in {module!r})')
+        where = repr(module) if module else '<top level>'
+        self.uf.freeze(nodes.tolist(), reason if expected else f'{reason} ({op} in {where})')
         self.frozen.append(FrozenRecord(reason, op, module, expected))
 
     def _channel_vector(self, t: Tensor, dim: int) -> Tensor:
@@ -337,6 +362,8 @@ class ChannelTracer(TorchFunctionMode):
             return self._reduction(name, args, kwargs, out)
         if name in ('softmax', 'log_softmax'):
             return self._softmax(name, args, kwargs, out)
+        if name == 'scaled_dot_product_attention':
+            return self._attention(args, kwargs, out)
         return self._unsupported(name, inputs, out)
 
     def _unsupported(self, name, inputs, out, reason=None):
@@ -527,6 +554,7 @@ class ChannelTracer(TorchFunctionMode):
         shape = out.shape
         sa = self._operand_shadow(a, b, shape).expand(shape)
         sb = self._operand_shadow(b, a, shape).expand(shape)
+        sa, sb = _drop_shared_broadcast(sa, sb)
         la, lb = sa >= 0, sb >= 0
         both = la & lb
         if both.any():
@@ -537,7 +565,7 @@ class ChannelTracer(TorchFunctionMode):
             if lone.any() and self._fixed_tensor_spans_channels(fixed_t, labelled_shadow):
                 self._freeze_shadow(labelled_shadow, 'combined element-wise with a fixed-size '
                                     'tensor', name, self.current_module)
-        merged = torch.where(la, sa, sb)
+        merged = torch.where(la, sa, sb).expand(shape)
         self._set_shadow(out, merged, name)
         if name in ADDS:
             self._note_add(a, b, out)
@@ -731,54 +759,82 @@ class ChannelTracer(TorchFunctionMode):
             return self._set_shadow(out, torch.full((), UNLABELLED, dtype=torch.long), name)
         self._set_shadow(out, shadow, name)
 
+    def _attention(self, args, kwargs, out):
+        """Heads of ``scaled_dot_product_attention(q, k, v)`` on ``(B, heads, N, d)``.
+
+        Whole heads can go (a head unit); the dims inside a head stay, because the softmax
+        scale depends on them. The output keeps v's channels, head by head.
+        """
+        names = ('query', 'key', 'value')
+        q, k, v = (args[i] if len(args) > i else kwargs[names[i]] for i in range(3))
+        shadows = [self._shadow(t) for t in (q, k, v)]
+        inputs = [q, k, v] + _tensors((args[3:], kwargs))
+        if q.dim() != 4 or not all(_labelled(s) for s in shadows):
+            return self._unsupported('scaled_dot_product_attention', inputs, out)
+        reason = 'channels inside an attention head (the softmax scale depends on them)'
+        for shadow in shadows:
+            self._freeze_shadow(shadow, reason, 'scaled_dot_product_attention',
+                                self.current_module)
+        heads = []
+        for h in range(q.shape[1]):
+            per_head = torch.cat([s[:, h].reshape(-1) for s in shadows])
+            heads.append(torch.unique(per_head[per_head >= 0]))
+        roots = [set(self.uf.roots(n).tolist()) for n in heads]
+        disjoint = all(roots[i].isdisjoint(roots[j]) for i in range(len(roots))
+                       for j in range(i + 1, len(roots)))
+        if len(heads) > 1 and disjoint and all(n.numel() for n in heads):
+            self.heads.append(HeadSite(self.current_module, heads))
+        self._set_shadow(out, shadows[2].expand(out.shape) if shadows[2].shape[-1] ==
+                         out.shape[-1] else torch.full((), UNLABELLED, dtype=torch.long),
+                         'scaled_dot_product_attention')
+
     # ------------------------------------------------------------------ residual blocks
     def _note_relu(self, x: Tensor, out: Tensor):
-        for pending in self.pending_blocks.values():
-            for cand in pending:
-                if cand['result'] is x and self.last_write.get(id(x), (None, ))[0] in (
-                        cand['counter'], self.counter):
-                    cand['result'] = out
-                    cand['counter'] = self.counter
-                    cand['relu'] = True
+        for chains in self.pending_blocks.values():
+            for chain in chains:
+                if chain['tip'] is x and self.last_write.get(id(x), (None, ))[0] in (
+                        chain['counter'], self.counter):
+                    chain['tip'] = out
+                    chain['counter'] = self.counter
+                    chain['relu'] = True
 
     def _note_add(self, a: Tensor, b: Tensor, out: Tensor):
+        """Track residual chains ``x -> x + f1(x) -> ... `` inside each running module."""
         for name, x, start in reversed(self.stack):
-            if x is None:
-                continue
-            if a is x:
-                branch = b
-            elif b is x:
-                branch = a
-            else:
-                continue
-            if self.last_write.get(id(x), (-1, ))[0] > start:
-                continue  # the input was modified inside the block: not an identity shortcut
-            self.pending_blocks.setdefault(name, []).append(
-                dict(result=out, counter=self.counter, shortcut=x, relu=False,
-                     branch_module=self.output_of.get(id(branch)),
-                     branch_uses=self.uses.get(id(branch), 0)))
-            return
+            chains = self.pending_blocks.setdefault(name, [])
+            for stream, branch in ((a, b), (b, a)):
+                chain = next((c for c in chains if c['tip'] is stream and not c['relu']), None)
+                if chain is None and x is not None and stream is x and \
+                        self.last_write.get(id(x), (-1, ))[0] <= start:
+                    chain = dict(shortcut=x, branches=[], relu=False)
+                    chains.append(chain)
+                if chain is None:
+                    continue
+                chain['branches'].append((self.output_of.get(id(branch)),
+                                          self.uses.get(id(branch), 0)))
+                chain.update(tip=out, counter=self.counter)
+                return
 
     def _close_blocks(self, name: str, outputs: Sequence[Tensor]):
-        candidates = self.pending_blocks.pop(name, [])
-        if len(outputs) != 1 or not candidates:
+        chains = self.pending_blocks.pop(name, [])
+        if len(outputs) != 1 or not chains:
             return
         output = outputs[0]
-        for cand in candidates:
-            if cand['result'] is not output:
+        for chain in chains:
+            if chain['tip'] is not output:
                 continue
-            if self.last_write.get(id(output), (None, ))[0] != cand['counter']:
+            if self.last_write.get(id(output), (None, ))[0] != chain['counter']:
                 continue
-            if cand['relu'] and id(cand['shortcut']) not in self.nonnegative:
+            if chain['relu'] and id(chain['shortcut']) not in self.nonnegative:
                 continue  # relu(x + 0) == x only for x >= 0
-            branch_module = cand['branch_module']
-            if not branch_module or not branch_module.startswith(name + '.'):
-                continue
-            if self.calls.get(branch_module, 0) != 1 or cand['branch_uses'] > 1:
-                continue
-            parent = name.rsplit('.', 1)[0] if '.' in name else ''
-            self.blocks.append(ResidualBlock(name, branch_module, parent))
-            return
+            branches = [module for module, _ in chain['branches']]
+            valid = all(
+                module and module.startswith(name + '.') and self.calls.get(module, 0) == 1
+                and uses <= 1 for module, uses in chain['branches'])
+            if valid and len(set(branches)) == len(branches):
+                parent = name.rsplit('.', 1)[0] if '.' in name else ''
+                self.blocks.append(ResidualBlock(name, branches, parent))
+                return
 
 
 def trace_channels(model: nn.Module,

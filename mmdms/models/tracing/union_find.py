@@ -49,10 +49,15 @@ class UnionFind:
         """Union ``a[i]`` with ``b[i]`` for all i, skipping duplicate pairs first."""
         if a.numel() == 0:
             return
-        pairs = torch.unique(torch.stack([a.reshape(-1), b.reshape(-1)]), dim=1)
-        for x, y in pairs.t().tolist():
-            if x != y:
-                self.union(x, y)
+        a, b = a.reshape(-1).long(), b.reshape(-1).long()
+        differ = a != b
+        a, b = a[differ], b[differ]
+        if a.numel() == 0:
+            return
+        base = int(max(a.max(), b.max())) + 1
+        codes = torch.unique(a * base + b)  # 1-D unique is far faster than unique(dim=1)
+        for code in codes.tolist():
+            self.union(code // base, code % base)
 
     def freeze(self, nodes: Iterable[int], reason: str) -> None:
         for node in nodes:

@@ -1,3 +1,3 @@
-from .dtopk_units import DTopkBlockUnit, DTopkChannelUnit, DTopkUnit
+from .dtopk_units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 
-__all__ = ['DTopkUnit', 'DTopkChannelUnit', 'DTopkBlockUnit']
+__all__ = ['DTopkUnit', 'DTopkChannelUnit', 'DTopkBlockUnit', 'DTopkHeadUnit']

@@ -102,3 +102,17 @@ class DTopkBlockUnit(DTopkUnit):
     def __init__(self, blocks: List[str], lambda_scale: float = 4.0, **kwargs):
         super().__init__(len(blocks), lambda_scale=lambda_scale, min_kept=0, **kwargs)
         self.blocks = list(blocks)
+
+
+@MODELS.register_module()
+class DTopkHeadUnit(DTopkUnit):
+    """Attention-head unit: the heads of one attention layer (keeps >= 1).
+
+    Args:
+        num_heads: number of heads.
+        module: name of the attention module (for reports and export).
+    """
+
+    def __init__(self, num_heads: int, module: str = '', lambda_scale: float = 4.0, **kwargs):
+        super().__init__(num_heads, lambda_scale=lambda_scale, min_kept=1, **kwargs)
+        self.module_name = module
