@@ -39,11 +39,36 @@ def max_abs_diff(a, b) -> float:
     return diff
 
 
+@torch.no_grad()
+def randomize_norm_layers(model: nn.Module, seed: int = 0) -> None:
+    """Give BatchNorm/LayerNorm/GroupNorm random statistics and affine parameters.
+
+    Freshly initialised networks often have near-constant outputs (activations vanish with
+    depth), which would make "pruned equals masked" true for the wrong reason.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def rand_like(t, low, high):
+        return (torch.rand(t.shape, generator=g) * (high - low) + low).to(t)
+
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats \
+                and m.running_mean is not None:
+            m.running_mean.copy_(rand_like(m.running_mean, -0.1, 0.1))
+            m.running_var.copy_(rand_like(m.running_var, 0.5, 1.5))
+        if isinstance(m, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)):
+            if getattr(m, 'weight', None) is not None:
+                m.weight.copy_(rand_like(m.weight, 0.5, 1.5))
+            if getattr(m, 'bias', None) is not None:
+                m.bias.copy_(rand_like(m.bias, -0.1, 0.1))
+
+
 def prune_check(model: nn.Module,
                 example_inputs: Any,
                 keep_ratio: float = 0.5,
                 seed: int = 0,
-                call: Optional[Callable[[nn.Module, Any], Any]] = None) -> dict:
+                call: Optional[Callable[[nn.Module, Any], Any]] = None,
+                randomize_norms: bool = True) -> dict:
     """Trace ``model``, keep ~``keep_ratio`` of every unit at random, export, and compare.
 
     Each width unit keeps ``round(keep_ratio * N)`` (>= 1) random channels; each depth unit
@@ -55,13 +80,18 @@ def prune_check(model: nn.Module,
         dict with ``num_channel_units``, ``num_block_units``, ``num_head_units``, ``frozen``
         (reasons), ``max_abs_diff``, ``output_scale``, ``flops_ratio``, ``params_ratio``,
         ``structure`` and timings.
+
+    ``randomize_norms`` first gives the (copied) model random normalisation statistics, see
+    :func:`randomize_norm_layers`; the caller's model is never modified.
     """
     if not 0.0 < keep_ratio <= 1.0:
         raise ValueError(f'keep_ratio must be in (0, 1], got {keep_ratio}')
     call = call or default_call(model)
-    model.eval()
     original = copy.deepcopy(model)
-    supernet = copy.deepcopy(model)
+    original.eval()
+    if randomize_norms:
+        randomize_norm_layers(original, seed)
+    supernet = copy.deepcopy(original)
     start = time.time()
     mutator = DMSMutator()
     mutator.prepare_from_supernet(supernet, lambda: call(supernet, example_inputs))
