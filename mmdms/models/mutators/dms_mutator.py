@@ -10,6 +10,7 @@ from mmdms.export.structure import STRUCTURE_VERSION
 from mmdms.registry import MODELS
 from ..tracing import PruningGraph, build_pruning_graph, trace_channels
 from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
+from .resource_model import ResourceModel, build_terms
 
 
 def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
@@ -103,6 +104,13 @@ class DMSMutator(nn.Module):
                 self.head_units.append(
                     DTopkHeadUnit(site.num_heads, site.module, **self.head_unit_cfg,
                                   **unit_kwargs))
+        compute, params = build_terms(trace, self._gather_index, self._block_index, model)
+        self.resource_model = ResourceModel(compute, params)
+        with torch.no_grad():
+            self.original_resources = {
+                k: float(v) for k, v in self.resource_model(
+                    torch.ones(self._num_channels() + 1),
+                    [torch.ones(u.num_elements) for u in self.block_units], hard=True).items()}
         self._install(model)
 
     @property
@@ -211,6 +219,21 @@ class DMSMutator(nn.Module):
             return output * self._masks()['block'][unit_idx][element].to(output.dtype)
 
         return hook
+
+    def resources(self, hard: bool = False) -> Dict[str, Tensor]:
+        """Current FLOPs and params: straight-through soft counts (differentiable in every
+        ratio), or the hard counts of the model export would produce (``hard=True``).
+
+        Masks are computed afresh so the resource loss does not leak into the task-loss
+        gradients that importance is estimated from.
+        """
+        channel = [u.mask() for u in self.channel_units]
+        head = [u.mask() for u in self.head_units]
+        block = [u.mask() for u in self.block_units]
+        units = self.units
+        device = units[0].ratio.device if units else 'cpu'
+        flat = torch.cat(channel + head + [torch.ones(1, device=device)])
+        return self.resource_model(flat, block, hard=hard)
 
     def set_mode(self, mode: str) -> None:
         """``soft`` (search), ``hard`` (0/1, equals the exported model) or ``off``."""

@@ -71,6 +71,22 @@ class HeadSite:
 
 
 @dataclass
+class ComputeSite:
+    """FLOPs of one op as ``coef * prod(sum of masks over each factor)``.
+
+    A factor is a list of channel nodes (input or output channels of a conv, ...), or, for
+    attention, one node list per head (``head_factor``). ``enclosing`` lists the modules the op
+    ran in, so ops inside a removable block scale with its mask. Counting follows
+    ``mmengine.analysis`` so the soft FLOPs and the exported model's count agree.
+    """
+    op: str
+    coef: float
+    factors: List[Tensor]
+    enclosing: List[str]
+    head_factor: Optional[List[Tensor]] = None
+
+
+@dataclass
 class FrozenRecord:
     reason: str
     op: str
@@ -87,6 +103,7 @@ class TraceResult:
     frozen: List[FrozenRecord]
     module_types: Dict[str, str]
     heads: List[HeadSite] = field(default_factory=list)
+    compute: List[ComputeSite] = field(default_factory=list)
     num_ops: int = 0
     unsupported_ops: Dict[str, int] = field(default_factory=dict)
 
@@ -179,6 +196,7 @@ class ChannelTracer(TorchFunctionMode):
         self.frozen: List[FrozenRecord] = []
         self.blocks: List[ResidualBlock] = []
         self.heads: List[HeadSite] = []
+        self.compute: List[ComputeSite] = []
         self.unsupported: Dict[str, int] = {}
         self.leaf_adapters = leaf_adapters or {}
         self.param_names: Dict[int, str] = {}
@@ -222,6 +240,7 @@ class ChannelTracer(TorchFunctionMode):
             blocks=self.blocks,
             frozen=self.frozen,
             heads=self.heads,
+            compute=self.compute,
             module_types={n: type(m).__name__
                           for n, m in self.model.named_modules()},
             num_ops=self.counter,
@@ -357,13 +376,16 @@ class ChannelTracer(TorchFunctionMode):
         if name in SHAPE:
             return self._shape(func, name, args, kwargs, out)
         if name in SPATIAL or name.startswith('upsample'):
-            return self._spatial(name, args, out)
+            return self._spatial(name, args, kwargs, out)
         if name in REDUCTIONS:
             return self._reduction(name, args, kwargs, out)
         if name in ('softmax', 'log_softmax'):
             return self._softmax(name, args, kwargs, out)
         if name == 'scaled_dot_product_attention':
             return self._attention(args, kwargs, out)
+        if name in ('matmul', 'bmm', '__matmul__') and len(inputs) == 2:
+            a, b = inputs  # counted like mmengine, as a constant: its channels get frozen
+            self._add_compute(name, a.numel() * b.shape[-1])
         return self._unsupported(name, inputs, out)
 
     def _unsupported(self, name, inputs, out, reason=None):
@@ -375,6 +397,12 @@ class ChannelTracer(TorchFunctionMode):
             self.unsupported[name] = self.unsupported.get(name, 0) + 1
         for t in _tensors(out):
             self._set_shadow(t, torch.full((), UNLABELLED, dtype=torch.long), name)
+
+    def _add_compute(self, op: str, coef: float, factors: Sequence[Tensor] = (),
+                     head_factor: Optional[List[Tensor]] = None) -> None:
+        enclosing = [name for name, _, _ in self.stack]
+        self.compute.append(ComputeSite(op, float(coef), [f.clone() for f in factors],
+                                        enclosing, head_factor))
 
     # ------------------------------------------------------------------ layer rules
     def _consumer(self, module_param: Tensor, kind: str, x: Tensor, dim: int, vec: Tensor):
@@ -427,6 +455,14 @@ class ChannelTracer(TorchFunctionMode):
             if b_slot is not None:
                 self.uf.union_pairs(b_slot.nodes, out_vec)
         self._set_channel_out(out, out_vec, 1, name)
+        spatial = out.numel() // max(1, out.shape[1])
+        kernel = w[0, 0].numel()
+        if groups == 1:
+            self._add_compute(name, spatial * kernel, [vec, out_vec])
+        elif groups == c_in and c_out == c_in:
+            self._add_compute(name, spatial * kernel, [out_vec])
+        else:
+            self._add_compute(name, spatial * kernel * (c_in // groups) * c_out)
 
     def _linear(self, args, kwargs, out):
         params = dict(zip(('input', 'weight', 'bias'), args))
@@ -444,6 +480,7 @@ class ChannelTracer(TorchFunctionMode):
             if b_slot is not None:
                 self.uf.union_pairs(b_slot.nodes, out_vec)
         self._set_channel_out(out, out_vec, -1, 'linear')
+        self._add_compute('linear', out.numel() // max(1, out.shape[-1]), [vec, out_vec])
 
     def _channelwise_norm(self, name, args, kwargs, out):
         x = args[0] if args else kwargs['input']
@@ -454,6 +491,13 @@ class ChannelTracer(TorchFunctionMode):
                 if slot is not None:
                     self._tie(slot.nodes, vec, f'{name} of fixed channels', name)
         self._set_channel_out(out, vec, 1, name)
+        affine = any(t.dim() == 1 and t.shape[0] == x.shape[1] and id(t) in self.param_names
+                     and isinstance(t, nn.Parameter) for t in _tensors((args[1:], kwargs)))
+        per_channel = x.numel() // max(1, x.shape[1])
+        if name == 'batch_norm':  # mmengine: eval-mode batch norm = numel * (2 if affine)
+            self._add_compute(name, per_channel * (2 if affine else 1), [vec])
+        else:
+            self._add_compute(name, per_channel * (5 if affine else 4), [vec])
 
     def _layer_norm(self, args, kwargs, out):
         params = dict(zip(('input', 'normalized_shape', 'weight', 'bias', 'eps'), args))
@@ -478,6 +522,8 @@ class ChannelTracer(TorchFunctionMode):
             self._freeze_shadow(vec, 'layer_norm without affine weight cannot be masked',
                                 'layer_norm', self.current_module)
         self._set_channel_out(out, vec, -1, 'layer_norm')
+        self._add_compute('layer_norm', (x.numel() // max(1, x.shape[-1])) *
+                          (5 if weight is not None else 4), [vec])
 
     def _group_norm(self, args, kwargs, out):
         x = args[0]
@@ -490,6 +536,7 @@ class ChannelTracer(TorchFunctionMode):
             if slot is not None:
                 self.uf.union_pairs(slot.nodes, vec)
         self._set_channel_out(out, vec, 1, 'group_norm')
+        self._add_compute('group_norm', (x.numel() // max(1, x.shape[1])) * 5, [vec])
 
     def _tie(self, nodes: Tensor, vec: Tensor, fixed_reason: str, op: str):
         labelled = vec >= 0
@@ -707,12 +754,23 @@ class ChannelTracer(TorchFunctionMode):
             self._freeze_shadow(src, 'pad along the channel dim', 'pad', self.current_module)
 
     # ------------------------------------------------------------------ other rules
-    def _spatial(self, name, args, out):
+    def _spatial(self, name, args, kwargs, out):
         x = args[0]
         outs = _tensors(out)
         if x.dim() < 2 or not outs or outs[0].shape[1] != x.shape[1]:
             return self._unsupported(name, [x], out)
         vec = self._channel_vector(x, 1)
+        if name == 'adaptive_avg_pool2d':  # mmengine: input numel
+            self._add_compute(name, x.numel() // max(1, x.shape[1]), [vec])
+        elif name in ('interpolate', 'upsample', 'upsample_nearest', 'upsample_bilinear'):
+            mode = 'nearest'
+            if name == 'interpolate':
+                mode = kwargs.get('mode', args[3] if len(args) > 3 else None) or 'nearest'
+            elif name == 'upsample_bilinear':
+                mode = 'bilinear'
+            if mode in ('nearest', 'bilinear') and outs[0].dim() == 4:
+                scale = 4 if mode == 'bilinear' else 1
+                self._add_compute(name, scale * outs[0].numel() // outs[0].shape[1], [vec])
         for t in outs:
             if t.dtype.is_floating_point:
                 self._set_channel_out(t, vec, 1, name)
@@ -782,8 +840,12 @@ class ChannelTracer(TorchFunctionMode):
         roots = [set(self.uf.roots(n).tolist()) for n in heads]
         disjoint = all(roots[i].isdisjoint(roots[j]) for i in range(len(roots))
                        for j in range(i + 1, len(roots)))
+        per_head = q.shape[0] * q.shape[2] * k.shape[2] * (q.shape[3] + v.shape[3])
         if len(heads) > 1 and disjoint and all(n.numel() for n in heads):
             self.heads.append(HeadSite(self.current_module, heads))
+            self._add_compute('scaled_dot_product_attention', per_head, head_factor=heads)
+        else:
+            self._add_compute('scaled_dot_product_attention', per_head * q.shape[1])
         self._set_shadow(out, shadows[2].expand(out.shape) if shadows[2].shape[-1] ==
                          out.shape[-1] else torch.full((), UNLABELLED, dtype=torch.long),
                          'scaled_dot_product_attention')
