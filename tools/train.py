@@ -61,7 +61,17 @@ def merge_args(cfg, args):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    add_safe_checkpoint_hook(cfg)
     return cfg
+
+
+def add_safe_checkpoint_hook(cfg):
+    """Checkpoints with plain-data logs load under torch's weights_only default."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in ('SafeCheckpointHook', 'mmdms.SafeCheckpointHook')
+               for h in hooks):
+        hooks.append(dict(type='mmdms.SafeCheckpointHook'))
+    cfg.custom_hooks = hooks
 
 
 def main():

@@ -1,1 +1,5 @@
-"""Training-time machinery of mmdms (hooks, loops, optimizer constructors)."""
+"""Training-time machinery of mmdms (hooks, optimizer constructors)."""
+from .hooks import DMSSearchHook, SafeCheckpointHook
+from .optimizers import DMSOptimWrapperConstructor
+
+__all__ = ['DMSSearchHook', 'SafeCheckpointHook', 'DMSOptimWrapperConstructor']

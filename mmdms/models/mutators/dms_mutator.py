@@ -13,6 +13,29 @@ from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 from .resource_model import ResourceModel, build_terms
 
 
+def _weight_masked_forward(module: nn.Module, mask_fn: Callable[[], Tensor]):
+    """Conv/Linear forward with the mask on the weight's input dimension.
+
+    ``conv(x * m, W) == conv(x, W * m)``: identical results and gradients for ``m``, but the
+    product touches the small weight instead of a whole activation tensor.
+    """
+    if isinstance(module, nn.Linear):
+
+        def forward(self, x):
+            return F.linear(x, self.weight * mask_fn().to(self.weight.dtype), self.bias)
+    else:
+
+        def forward(self, x):
+            m = mask_fn().to(self.weight.dtype)
+            shape = [1, -1] + [1] * (self.weight.dim() - 2)
+            return self._conv_forward(x, self.weight * m.view(shape), self.bias)
+
+    return types.MethodType(forward, module)
+
+
+STOCK_FORWARDS = (nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward, nn.Linear.forward)
+
+
 def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
     """LayerNorm whose statistics cover only the kept channels (weighted by the mask), so a
     hard-masked LayerNorm equals the physically smaller one exactly."""
@@ -148,6 +171,10 @@ class DMSMutator(nn.Module):
             mask_fn = self._consumer_mask_fn(index)
             if site.kind == 'layer_norm':
                 module.forward = _masked_layer_norm(module, mask_fn)
+                self._handles.append(('forward', module))
+            elif type(module).forward in STOCK_FORWARDS and \
+                    getattr(module, 'groups', 1) == 1:
+                module.forward = _weight_masked_forward(module, mask_fn)
                 self._handles.append(('forward', module))
             else:
                 self._handles.append(

@@ -1,0 +1,3 @@
+from .structure_plot import plot_structure
+
+__all__ = ['plot_structure']

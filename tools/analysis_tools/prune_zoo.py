@@ -1,0 +1,513 @@
+"""Run ``mmdms.apis.prune_check`` over a zoo of configs and write a pass/weak/fail table.
+
+Usage::
+
+    python tools/analysis_tools/prune_zoo.py [--models all|mmpretrain|mmdet|mmyolo|NAMES|FILE]
+        [--out-dir docs] [--keep-ratio 0.5] [--timeout-per-model 300] [--update]
+
+For every model: build it from its config (no pretrained weights), trace it, keep a random
+``keep_ratio`` of every unit, export the pruned model and compare it with the hard-masked
+supernet. Writes ``OUT_DIR/prune_zoo.json`` and ``OUT_DIR/prune_zoo.md`` (atomically, after
+every model, so a killed sweep leaves a valid partial table).
+
+Status per model:
+
+* ``fail``: building, tracing, pruning, exporting or running the pruned model raised, the run
+  timed out or crashed, or the exported model disagrees with the masked supernet
+  (``max_abs_diff > 1e-4 * max(1, output_scale)``);
+* ``weak``: correct, but pruning at ``keep_ratio`` 0.5 does not cut FLOPs to <= 0.5x, or more
+  than half of the executed conv/linear layers are untouched (frozen), or no unit was found;
+* ``pass``: otherwise.
+
+Each model runs in a forked child (the heavy imports happen once, in the parent), so a crash or
+a timeout only fails that model. ``--isolation none`` runs in-process (try/except only).
+"""
+import argparse
+import datetime
+import json
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+from collections import Counter
+from typing import List, Optional
+
+HERE = osp.dirname(osp.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import trace_units as tu  # noqa: E402
+import zoo_models  # noqa: E402
+
+OUTPUT_REASON = 'reaches a model output'
+DIFF_RTOL = 1e-4
+MAX_FLOPS_RATIO = 0.5
+MAX_UNTOUCHED = 0.5
+REPO_ROOT = osp.dirname(osp.dirname(HERE))
+
+# ----------------------------------------------------------------------------- one model
+
+
+def _where(exc: BaseException) -> dict:
+    """Innermost frame inside the mmdms package, and the innermost frame overall."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    info = {}
+    for frame in reversed(frames):
+        if f'{os.sep}mmdms{os.sep}' in frame.filename and 'tools' not in frame.filename:
+            path = frame.filename[frame.filename.rindex(f'{os.sep}mmdms{os.sep}') + 1:]
+            info['mmdms_frame'] = f'{path}:{frame.lineno} in {frame.name}: {frame.line}'
+            break
+    if frames:
+        last = frames[-1]
+        path = last.filename
+        for marker in ('site-packages' + os.sep, REPO_ROOT + os.sep):
+            if marker in path:
+                path = path[path.index(marker) + len(marker):]
+        info['innermost_frame'] = f'{path}:{last.lineno} in {last.name}: {last.line}'
+    return info
+
+
+def randomize_layer_scales(model, seed: int = 0) -> List[str]:
+    """Give tiny constant per-channel scales (layer scale / ``gamma`` initialised to 1e-5 or
+    1e-6) random values in [0.5, 1.5], so that every residual branch visibly contributes to the
+    output. Returns the names changed."""
+    import torch
+    gen = torch.Generator().manual_seed(seed + 1)
+    changed = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() != 1 or p.numel() < 2 or not p.dtype.is_floating_point:
+                continue
+            first = float(p[0])
+            if 0 < abs(first) <= 1e-3 and bool((p == first).all()):
+                p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+                changed.append(name)
+    return changed
+
+
+def executed_layers(model, x, call) -> List[str]:
+    """Names of the conv/linear layers (and ``nn.MultiheadAttention`` blocks, which use their
+    projection weights directly) that run in one forward."""
+    from torch import nn
+    kinds = (nn.modules.conv._ConvNd, nn.Linear, nn.MultiheadAttention)
+    seen, handles = [], []
+    inside_mha = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention):
+            inside_mha.update(n for n, _ in module.named_modules(prefix=name) if n != name)
+    for name, module in model.named_modules():
+        if isinstance(module, kinds) and name not in inside_mha:
+            handles.append(module.register_forward_hook(
+                lambda m, a, o, name=name: seen.append(name)))
+    try:
+        tu.run_call(model, call, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return sorted(set(seen))
+
+
+def untouched_layers(layers: List[str], structure: dict) -> List[str]:
+    """Executed conv/linear layers whose parameters the structure leaves at full size."""
+    sliced = {name.rsplit('.', 1)[0] for name in structure.get('slots', {})}
+    removed = structure.get('removed_blocks', [])
+    out = []
+    for layer in layers:
+        if any(s == layer or s.startswith(layer + '.') for s in sliced):
+            continue
+        if any(layer == b or layer.startswith(b + '.') for b in removed):
+            continue
+        out.append(layer)
+    return out
+
+
+def classify(rec: dict) -> None:
+    """Set ``status`` and ``reason`` of a finished record."""
+    if rec.get('status') == 'fail':
+        return
+    tol = DIFF_RTOL * max(1.0, rec['output_scale'])
+    rec['tolerance'] = tol
+    problems = [r for r in rec['frozen_reasons'] if r['reason'] != OUTPUT_REASON]
+    top = '; '.join(f"{r['reason']} [x{r['groups']}]" for r in problems[:2])
+    if not rec['max_abs_diff'] <= tol:
+        rec['status'] = 'fail'
+        rec['reason'] = (f"exported model disagrees with the masked supernet: max_abs_diff "
+                         f"{rec['max_abs_diff']:.3g} > {tol:.3g}")
+        return
+    weak = []
+    if rec['num_channel_units'] + rec['num_block_units'] + rec['num_head_units'] == 0:
+        weak.append('no prunable unit')
+    if rec['flops_ratio'] > MAX_FLOPS_RATIO:
+        weak.append(f"FLOPs ratio {rec['flops_ratio']:.3f} > {MAX_FLOPS_RATIO}")
+    if rec['untouched_fraction'] > MAX_UNTOUCHED:
+        weak.append(f"{rec['num_untouched_layers']}/{rec['num_layers']} conv/linear layers "
+                    'untouched')
+    if weak:
+        rec['status'] = 'weak'
+        rec['reason'] = '; '.join(weak) + (f' -- frozen: {top}' if top else '')
+    else:
+        rec['status'] = 'pass'
+        rec['reason'] = f'frozen: {top}' if top else ''
+
+
+def check_model(entry: dict, keep_ratio: float = 0.5, seed: int = 0,
+                randomize: bool = True) -> dict:
+    """Build, trace, prune and compare one zoo entry; never raises."""
+    import torch
+    start = time.time()
+    rec = dict(name=entry['name'], config=entry['config'], status='fail', reason='',
+               note=entry.get('note', ''))
+    if entry.get('cfg_options'):
+        rec['cfg_options'] = entry['cfg_options']
+    stage = 'build'
+    try:
+        torch.manual_seed(seed)
+        model, scope, cfg = tu.build_model(entry['config'], entry.get('scope', 'auto'),
+                                           entry.get('cfg_options'))
+        rec['scope'] = scope
+        rec['model_params'] = int(sum(p.numel() for p in model.parameters()))
+        stage = 'forward'
+        shape, call, note = tu.resolve_input_shape(model, cfg, scope, entry.get('input_shape'),
+                                                   seed)
+        rec['input_shape'], rec['input_note'] = list(shape), note
+        x = tu.example_input(shape, seed)
+        layers = executed_layers(model, x, call)
+        if randomize:
+            rec['randomized_layer_scales'] = len(randomize_layer_scales(model, seed))
+        stage = 'prune_check'
+        from mmdms.apis import prune_check
+        result = prune_check(model, x, keep_ratio=keep_ratio, seed=seed, call=call)
+        stage = 'report'
+        frozen = Counter(result.get('frozen', []))
+        untouched = untouched_layers(layers, result.get('structure', {}))
+        rec.update(
+            num_channel_units=int(result.get('num_channel_units', 0)),
+            num_block_units=int(result.get('num_block_units', 0)),
+            num_head_units=int(result.get('num_head_units', 0)),
+            num_frozen_groups=sum(frozen.values()),
+            frozen_reasons=[dict(reason=r, groups=n) for r, n in frozen.most_common()],
+            max_abs_diff=float(result['max_abs_diff']),
+            output_scale=float(result.get('output_scale', 0.0)),
+            unpruned_diff=float(result.get('unpruned_diff', float('nan'))),
+            flops_ratio=float(result['flops_ratio']),
+            params_ratio=float(result['params_ratio']),
+            flops=[float(v) for v in result.get('flops', ())],
+            params=[float(v) for v in result.get('params', ())],
+            trace_seconds=float(result.get('trace_seconds', float('nan'))),
+            num_layers=len(layers),
+            num_untouched_layers=len(untouched),
+            untouched_fraction=len(untouched) / max(1, len(layers)),
+            untouched_layers=untouched[:50],
+            removed_blocks=len(result.get('structure', {}).get('removed_blocks', [])),
+        )
+        rec['status'] = 'ok'
+        classify(rec)
+    except Exception as e:  # one model's failure must not stop the sweep
+        rec['status'] = 'fail'
+        rec['stage'] = stage
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        rec['error'] = f'{type(e).__name__}: {message}'[:500]
+        rec.update(_where(e))
+        rec['traceback'] = traceback.format_exc()[-4000:]
+        where = rec.get('mmdms_frame') or rec.get('innermost_frame', '')
+        rec['reason'] = f"{stage}: {rec['error'][:240]}" + (f' @ {where}' if where else '')
+    rec['seconds'] = time.time() - start
+    return rec
+
+
+def trace_benchmark(entry: dict) -> dict:
+    """Time the trace alone (DMSMutator.prepare_from_supernet), cold and warm."""
+    import copy
+    start = time.time()
+    rec = dict(name=entry['name'], config=entry['config'], input_shape=entry['input_shape'],
+               limit_seconds=entry['limit_seconds'])
+    try:
+        model, _, _ = tu.build_model(entry['config'])
+        x = tu.example_input(entry['input_shape'])
+        cold = tu.trace_model(copy.deepcopy(model), x)
+        warm = tu.trace_model(copy.deepcopy(model), x)
+        rec.update(trace_seconds=cold['trace_seconds'], warm_trace_seconds=warm['trace_seconds'],
+                   num_channel_units=cold['num_channel_units'],
+                   num_block_units=cold['num_block_units'], num_traced_ops=cold['num_traced_ops'])
+        rec['ok'] = cold['trace_seconds'] < entry['limit_seconds']
+    except Exception as e:
+        rec.update(ok=False, error=f'{type(e).__name__}: {e}'[:500], **_where(e))
+    try:
+        rec['load_average'] = list(os.getloadavg())
+    except OSError:
+        pass
+    rec['seconds'] = time.time() - start
+    return rec
+
+
+# ----------------------------------------------------------------------------- isolation
+
+
+def _child(fn, args, conn):
+    try:
+        conn.send(fn(*args))
+    except BaseException as e:  # pragma: no cover - last resort
+        conn.send(dict(status='fail', reason=f'worker error: {type(e).__name__}: {e}'))
+    finally:
+        conn.close()
+
+
+def run_isolated(fn, args, timeout: float, isolation: str = 'fork') -> dict:
+    """``fn(*args)`` in a forked child with a timeout; a crash or timeout becomes a record."""
+    if isolation == 'none':
+        return fn(*args)
+    import multiprocessing as mp
+    ctx = mp.get_context('fork')
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(fn, args, send), daemon=True)
+    start = time.time()
+    proc.start()
+    send.close()
+    result = None
+    try:
+        if recv.poll(timeout):
+            try:
+                result = recv.recv()
+            except EOFError:
+                result = None
+        else:
+            proc.kill()
+            result = dict(status='fail', reason=f'timeout: no result after {timeout:.0f} s',
+                          error='timeout')
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        recv.close()
+    if result is None:
+        code = proc.exitcode
+        what = f'killed by signal {-code}' if code is not None and code < 0 else f'exit code {code}'
+        result = dict(status='fail', reason=f'worker died ({what}), e.g. out of memory',
+                      error=f'worker died ({what})')
+    result.setdefault('seconds', time.time() - start)
+    return result
+
+
+def preload() -> None:
+    """Import everything the children need once, before forking (no torch compute here)."""
+    for scope in tu.SCOPES:
+        try:
+            tu.import_scope(scope)
+        except ImportError:
+            pass
+    import mmdms.apis  # noqa: F401
+    import mmdms.models  # noqa: F401
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def summarize(records: List[dict]) -> dict:
+    counts = Counter(r.get('status', 'fail') for r in records)
+    return dict(total=len(records), **{k: counts.get(k, 0) for k in ('pass', 'weak', 'fail')})
+
+
+def _fmt(value, spec):
+    if value is None or (isinstance(value, float) and value != value):
+        return '-'
+    return format(value, spec)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace('|', '\\|').replace('\n', ' ')
+
+
+def render_markdown(report: dict) -> str:
+    s = report['summary']
+    lines = [
+        '# Prune zoo: `prune_check` over the model zoo', '',
+        f"Generated {report['generated']} by `tools/analysis_tools/prune_zoo.py` "
+        f"(keep_ratio {report['keep_ratio']}, seed {report['seed']}; torch "
+        f"{report['versions'].get('torch', '?')}, CPU). Machine-readable: `prune_zoo.json`.", '',
+        f"**{s['pass']} pass, {s['weak']} weak, {s['fail']} fail** of {s['total']} models.", '',
+        'Each model is built from its config without pretrained weights, traced, every unit '
+        f"keeps a random {report['keep_ratio']:.0%} of its channels/blocks, the exported model is "
+        'built by `apply_structure` and compared with the hard-masked supernet on one random '
+        'input (norm statistics and tiny layer-scale constants randomised first, so that every '
+        'channel and branch contributes).', '',
+        '* **fail**: an exception (stage and the raising line are given), a timeout/crash, or '
+        f'`max_abs_diff > {DIFF_RTOL:g} * max(1, output_scale)`;',
+        f'* **weak**: correct, but FLOPs ratio > {MAX_FLOPS_RATIO} at keep_ratio 0.5, or more than '
+        f'{MAX_UNTOUCHED:.0%} of the executed conv/linear layers untouched, or no unit;',
+        '* **pass**: otherwise. `reason` lists the most common frozen reasons besides '
+        '"reaches a model output".', '',
+    ]
+    bench = report.get('trace_benchmark')
+    if bench:
+        if 'trace_seconds' in bench:
+            load = bench.get('load_average')
+            lines += [f"**Trace time** {bench['name']} (`{bench['config']}`, input "
+                      f"{tuple(bench['input_shape'])}): **{bench['trace_seconds']:.2f} s** cold, "
+                      f"{bench.get('warm_trace_seconds', float('nan')):.2f} s warm "
+                      f"(limit {bench['limit_seconds']:.0f} s: "
+                      f"{'ok' if bench.get('ok') else 'TOO SLOW'}; load average "
+                      f"{', '.join(f'{v:.1f}' for v in load) if load else '?'} on a shared "
+                      'machine).', '']
+        else:
+            lines += [f"**Trace time** {bench['name']}: failed: {bench.get('error', '?')}", '']
+    lines += [
+        '| model | config | status | reason | #ch | #blk | #head | #frozen | FLOPs ratio | '
+        'params ratio | max_abs_diff | input | time (s) |',
+        '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|']
+    for r in report['models']:
+        shape = r.get('input_shape')
+        lines.append('| ' + ' | '.join([
+            r['name'], f"`{r['config']}`", f"**{r['status']}**" if r['status'] != 'pass'
+            else 'pass', _md_escape(r.get('reason', ''))[:300],
+            str(r.get('num_channel_units', '-')), str(r.get('num_block_units', '-')),
+            str(r.get('num_head_units', '-')), str(r.get('num_frozen_groups', '-')),
+            _fmt(r.get('flops_ratio'), '.3f'), _fmt(r.get('params_ratio'), '.3f'),
+            _fmt(r.get('max_abs_diff'), '.2g'),
+            f'{shape[-2]}x{shape[-1]}' if shape else '-', _fmt(r.get('seconds'), '.1f')
+        ]) + ' |')
+    details = [r for r in report['models'] if r['status'] != 'pass']
+    if details:
+        lines += ['', '## Failures and weak models', '']
+        for r in details:
+            lines.append(f"### {r['name']} ({r['status']})")
+            lines.append('')
+            lines.append(f"* config: `{r['config']}`" + (f" with `{r['cfg_options']}`"
+                                                          if r.get('cfg_options') else ''))
+            lines.append(f"* reason: {_md_escape(r.get('reason', ''))}")
+            for key in ('mmdms_frame', 'innermost_frame'):
+                if r.get(key):
+                    lines.append(f"* {key.replace('_', ' ')}: `{r[key]}`")
+            if r.get('frozen_reasons'):
+                lines.append('* frozen groups by reason:')
+                for fr in r['frozen_reasons'][:8]:
+                    lines.append(f"    * {fr['groups']} x {_md_escape(fr['reason'])}")
+            if r.get('num_layers'):
+                lines.append(f"* untouched conv/linear layers: {r['num_untouched_layers']}/"
+                             f"{r['num_layers']}" + (
+                                 f" (e.g. {', '.join(r['untouched_layers'][:4])})"
+                                 if r.get('untouched_layers') else ''))
+            lines.append('')
+    notes = [r for r in report['models'] if r.get('note') or
+             str(r.get('input_note', '')).startswith('native')]
+    if notes:
+        lines += ['', '## Notes on configs and inputs', '']
+        for r in notes:
+            text = '; '.join(filter(None, [r.get('note'), r.get('input_note') if str(
+                r.get('input_note', '')).startswith('native') else '']))
+            lines.append(f"* {r['name']}: {_md_escape(text)}")
+    if report.get('skipped'):
+        lines += ['', '## mmpretrain families not in the sweep', '']
+        for family, why in sorted(report['skipped'].items()):
+            lines.append(f'* `{family}`: {why}')
+    return '\n'.join(lines) + '\n'
+
+
+def write_report(report: dict, out_dir: str) -> None:
+    report['summary'] = summarize(report['models'])
+    tu.atomic_write(osp.join(out_dir, 'prune_zoo.json'), json.dumps(report, indent=1) + '\n')
+    tu.atomic_write(osp.join(out_dir, 'prune_zoo.md'), render_markdown(report))
+
+
+def _versions() -> dict:
+    versions = {}
+    for pkg in ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmyolo'):
+        try:
+            versions[pkg] = __import__(pkg).__version__
+        except Exception:
+            pass
+    return versions
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='prune_check over a zoo of configs')
+    parser.add_argument('--models', default=None,
+                        help='all (default) | mmpretrain | mmdet | mmyolo | comma separated '
+                        'names/configs | a file with one name or config per line')
+    parser.add_argument('--out-dir', default=osp.join(REPO_ROOT, 'docs'))
+    parser.add_argument('--keep-ratio', type=float, default=0.5)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--timeout-per-model', type=float, default=300.0)
+    parser.add_argument('--isolation', choices=('fork', 'none'), default='fork',
+                        help='fork: one child process per model (default); none: in-process')
+    parser.add_argument('--no-randomize', action='store_true',
+                        help='keep tiny layer-scale constants as initialised')
+    parser.add_argument('--trace-benchmark', choices=('auto', 'yes', 'no'), default='auto',
+                        help='also time the ResNet-50 224x224 trace (auto: when sweeping all)')
+    parser.add_argument('--input-shape', type=int, nargs=4, default=None,
+                        help='one example input shape (N C H W) for every model, overriding '
+                        'the defaults (64x64 classifiers, 256x256 detectors)')
+    parser.add_argument('--update', action='store_true',
+                        help='merge into an existing prune_zoo.json (replace models by name)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    models = zoo_models.load_model_list(args.models)
+    if args.input_shape:
+        for entry in models:
+            entry['input_shape'] = list(args.input_shape)
+    preload()
+    report = dict(generated=datetime.datetime.now().isoformat(timespec='seconds'),
+                  keep_ratio=args.keep_ratio, seed=args.seed, versions=_versions(),
+                  criteria=dict(diff_rtol=DIFF_RTOL, max_flops_ratio=MAX_FLOPS_RATIO,
+                                max_untouched_fraction=MAX_UNTOUCHED),
+                  skipped=dict(zoo_models.SKIPPED) if args.models in (None, 'all', 'mmpretrain')
+                  else {}, trace_benchmark=None, models=[])
+    json_path = osp.join(args.out_dir, 'prune_zoo.json')
+    previous = []
+    if args.update and osp.exists(json_path):
+        with open(json_path) as f:
+            old = json.load(f)
+        previous = old.get('models', [])
+        report['trace_benchmark'] = old.get('trace_benchmark')
+        report['skipped'] = old.get('skipped') or report['skipped']
+    names = {m['name'] for m in models}
+    kept_previous = [r for r in previous if r['name'] not in names]
+
+    def publish(done):
+        report['models'] = sorted(kept_previous + done, key=lambda r: r['name']) \
+            if args.update else done
+        write_report(report, args.out_dir)
+
+    bench = args.trace_benchmark == 'yes' or (args.trace_benchmark == 'auto'
+                                              and args.models in (None, 'all'))
+    if bench:
+        entry = zoo_models.TRACE_BENCHMARK
+        report['trace_benchmark'] = run_isolated(trace_benchmark, (entry, ),
+                                                 args.timeout_per_model, args.isolation)
+        b = report['trace_benchmark']
+        print(f"[trace] {entry['name']}: {b.get('trace_seconds', float('nan')):.2f} s "
+              f"(warm {b.get('warm_trace_seconds', float('nan')):.2f} s) "
+              f"{'ok' if b.get('ok') else 'NOT OK ' + str(b.get('error', ''))}", flush=True)
+    done = []
+    start = time.time()
+    for i, entry in enumerate(models):
+        rec = run_isolated(check_model, (entry, args.keep_ratio, args.seed,
+                                         not args.no_randomize),
+                           args.timeout_per_model, args.isolation)
+        rec.setdefault('name', entry['name'])
+        rec.setdefault('config', entry['config'])
+        rec.setdefault('note', entry.get('note', ''))
+        done.append(rec)
+        publish(done)
+        counts = summarize(done)
+        print(f"[{i + 1}/{len(models)}] {entry['name']:<24} {rec['status']:<4} "
+              f"{rec.get('seconds', 0):6.1f} s  flops {_fmt(rec.get('flops_ratio'), '.3f'):>5}  "
+              f"{str(rec.get('reason', ''))[:150]}  "
+              f"(pass {counts['pass']} weak {counts['weak']} fail {counts['fail']}, "
+              f"{time.time() - start:.0f} s)", flush=True)
+    publish(done)
+    s = report['summary']
+    print(f"done: {s['pass']} pass, {s['weak']} weak, {s['fail']} fail of {s['total']}; "
+          f"wrote {json_path} and prune_zoo.md", flush=True)
+    return report
+
+
+if __name__ == '__main__':
+    main()
