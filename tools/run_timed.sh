@@ -11,7 +11,7 @@ t0=$(date +%s)
 bash tools/setup_env.sh || { echo "[setup] failed" >&2; exit 1; }
 t1=$(date +%s)
 case "$what" in
-  demo)     "$PY" tools/demo.py "$@" ;;
+  demo)     "$PY" tools/dms_demo.py "$@" ;;
   test)     "$PY" -m pytest -m "not slow" -p no:cacheprovider "$@" ;;
   test-all) "$PY" -m pytest -p no:cacheprovider "$@" ;;
   *)        echo "unknown target $what" >&2; exit 2 ;;

@@ -10,7 +10,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmdms.utils import register_all_modules, setup_torch_load
+from mmdms.utils import init_cpu_distributed, register_all_modules, setup_torch_load
 
 
 def parse_args():
@@ -53,6 +53,7 @@ def main():
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
             else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type=DumpResults, out_file_path=args.out))
+    init_cpu_distributed(cfg.launcher)
     runner = Runner.from_cfg(cfg)
     runner.test()
 

@@ -10,7 +10,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmdms.utils import register_all_modules, setup_torch_load
+from mmdms.utils import (add_safe_checkpoint_hook, init_cpu_distributed, register_all_modules,
+                         setup_torch_load)
 
 
 def parse_args():
@@ -65,20 +66,12 @@ def merge_args(cfg, args):
     return cfg
 
 
-def add_safe_checkpoint_hook(cfg):
-    """Checkpoints with plain-data logs load under torch's weights_only default."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') in ('SafeCheckpointHook', 'mmdms.SafeCheckpointHook')
-               for h in hooks):
-        hooks.append(dict(type='mmdms.SafeCheckpointHook'))
-    cfg.custom_hooks = hooks
-
-
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=False)
     setup_torch_load()
     cfg = merge_args(Config.fromfile(args.config), args)
+    init_cpu_distributed(cfg.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
 

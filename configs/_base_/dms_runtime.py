@@ -13,7 +13,7 @@ env_cfg = dict(
     dist_cfg=dict(backend='gloo'),
 )
 # DMS needs its own DDP wrapper: two optimizers (weights, structure) in one step
-model_wrapper_cfg = dict(type='DMSDistributedDataParallel', find_unused_parameters=False)
+model_wrapper_cfg = dict(type='mmdms.DMSDistributedDataParallel', find_unused_parameters=False)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 log_level = 'INFO'

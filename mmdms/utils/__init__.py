@@ -1,5 +1,7 @@
-from .checkpoint import setup_torch_load
+from .checkpoint import add_safe_checkpoint_hook, setup_torch_load
 from .config import load_config, resolve_config_path
+from .dist import init_cpu_distributed
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules', 'load_config', 'resolve_config_path', 'setup_torch_load']
+__all__ = ['register_all_modules', 'load_config', 'resolve_config_path', 'setup_torch_load',
+           'add_safe_checkpoint_hook', 'init_cpu_distributed']

@@ -33,3 +33,13 @@ def setup_torch_load() -> None:
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is not None:
         add_safe_globals(_checkpoint_safe_globals())
+
+
+def add_safe_checkpoint_hook(cfg) -> None:
+    """Add ``SafeCheckpointHook`` to a config's custom hooks (once), so its checkpoints load
+    under torch's ``weights_only`` default."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in ('SafeCheckpointHook', 'mmdms.SafeCheckpointHook')
+               for h in hooks):
+        hooks.append(dict(type='mmdms.SafeCheckpointHook'))
+    cfg.custom_hooks = hooks

@@ -50,20 +50,26 @@ REPO_ROOT = osp.dirname(osp.dirname(HERE))
 
 
 def _where(exc: BaseException) -> dict:
-    """Innermost frame inside the mmdms package, and the innermost frame overall."""
+    """Where ``exc`` was raised: the chain of frames inside the mmdms package (outermost
+    first, e.g. which forward of ``prune_check`` ran the failing model) and the innermost
+    frame overall (the line that raised)."""
     frames = traceback.extract_tb(exc.__traceback__)
     info = {}
-    for frame in reversed(frames):
-        if f'{os.sep}mmdms{os.sep}' in frame.filename and 'tools' not in frame.filename:
-            path = frame.filename[frame.filename.rindex(f'{os.sep}mmdms{os.sep}') + 1:]
-            info['mmdms_frame'] = f'{path}:{frame.lineno} in {frame.name}: {frame.line}'
-            break
+    marker = f'{os.sep}mmdms{os.sep}'
+    chain = []
+    for frame in frames:
+        if marker in frame.filename:
+            path = frame.filename[frame.filename.rindex(marker) + 1:]
+            chain.append(f'{path}:{frame.lineno} in {frame.name}: {frame.line}')
+    if chain:
+        info['mmdms_frame'] = chain[-1]
+        info['mmdms_frames'] = chain[-4:]
     if frames:
         last = frames[-1]
         path = last.filename
-        for marker in ('site-packages' + os.sep, REPO_ROOT + os.sep):
-            if marker in path:
-                path = path[path.index(marker) + len(marker):]
+        for prefix in ('site-packages' + os.sep, REPO_ROOT + os.sep):
+            if prefix in path:
+                path = path[path.index(prefix) + len(prefix):]
         info['innermost_frame'] = f'{path}:{last.lineno} in {last.name}: {last.line}'
     return info
 
@@ -210,8 +216,12 @@ def check_model(entry: dict, keep_ratio: float = 0.5, seed: int = 0,
         rec['error'] = f'{type(e).__name__}: {message}'[:500]
         rec.update(_where(e))
         rec['traceback'] = traceback.format_exc()[-4000:]
-        where = rec.get('mmdms_frame') or rec.get('innermost_frame', '')
+        where = ' <- '.join(reversed(rec.get('mmdms_frames', [])[-2:])) or \
+            rec.get('innermost_frame', '')
         rec['reason'] = f"{stage}: {rec['error'][:240]}" + (f' @ {where}' if where else '')
+        if rec.get('mmdms_frames') and rec.get('innermost_frame') and \
+                'mmdms' not in rec['innermost_frame']:
+            rec['reason'] += f" (raised at {rec['innermost_frame']})"
     rec['seconds'] = time.time() - start
     return rec
 
@@ -244,8 +254,10 @@ def trace_benchmark(entry: dict) -> dict:
 # ----------------------------------------------------------------------------- isolation
 
 
-def _child(fn, args, conn):
+def _child(fn, args, conn, threads=1):
     try:
+        import torch
+        torch.set_num_threads(threads)
         conn.send(fn(*args))
     except BaseException as e:  # pragma: no cover - last resort
         conn.send(dict(status='fail', reason=f'worker error: {type(e).__name__}: {e}'))
@@ -253,14 +265,19 @@ def _child(fn, args, conn):
         conn.close()
 
 
-def run_isolated(fn, args, timeout: float, isolation: str = 'fork') -> dict:
-    """``fn(*args)`` in a forked child with a timeout; a crash or timeout becomes a record."""
+def run_isolated(fn, args, timeout: float, isolation: str = 'fork', threads: int = 1) -> dict:
+    """``fn(*args)`` in a forked child with a timeout; a crash or timeout becomes a record.
+
+    The child runs ``threads`` torch threads. Keep 1 unless the parent has never run a torch
+    op: after a fork, OpenMP's thread pool of a parent that computed is gone and a
+    multi-threaded op in the child deadlocks.
+    """
     if isolation == 'none':
         return fn(*args)
     import multiprocessing as mp
     ctx = mp.get_context('fork')
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(fn, args, send), daemon=True)
+    proc = ctx.Process(target=_child, args=(fn, args, send, threads), daemon=True)
     start = time.time()
     proc.start()
     send.close()
@@ -325,7 +342,10 @@ def render_markdown(report: dict) -> str:
         '# Prune zoo: `prune_check` over the model zoo', '',
         f"Generated {report['generated']} by `tools/analysis_tools/prune_zoo.py` "
         f"(keep_ratio {report['keep_ratio']}, seed {report['seed']}; torch "
-        f"{report['versions'].get('torch', '?')}, CPU). Machine-readable: `prune_zoo.json`.", '',
+        f"{report['versions'].get('torch', '?')}, CPU; mmdms at git "
+        f"{report.get('source', {}).get('git_head', '?')} + working tree, sources sha1 "
+        f"{report.get('source', {}).get('mmdms_sources_sha1', '?')}). Machine-readable: "
+        '`prune_zoo.json`.', '',
         f"**{s['pass']} pass, {s['weak']} weak, {s['fail']} fail** of {s['total']} models.", '',
         'Each model is built from its config without pretrained weights, traced, every unit '
         f"keeps a random {report['keep_ratio']:.0%} of its channels/blocks, the exported model is "
@@ -376,9 +396,10 @@ def render_markdown(report: dict) -> str:
             lines.append(f"* config: `{r['config']}`" + (f" with `{r['cfg_options']}`"
                                                           if r.get('cfg_options') else ''))
             lines.append(f"* reason: {_md_escape(r.get('reason', ''))}")
-            for key in ('mmdms_frame', 'innermost_frame'):
-                if r.get(key):
-                    lines.append(f"* {key.replace('_', ' ')}: `{r[key]}`")
+            for frame in r.get('mmdms_frames', []):
+                lines.append(f'* mmdms frame: `{frame}`')
+            if r.get('innermost_frame'):
+                lines.append(f"* raised at: `{r['innermost_frame']}`")
             if r.get('frozen_reasons'):
                 lines.append('* frozen groups by reason:')
                 for fr in r['frozen_reasons'][:8]:
@@ -410,6 +431,30 @@ def write_report(report: dict, out_dir: str) -> None:
     tu.atomic_write(osp.join(out_dir, 'prune_zoo.md'), render_markdown(report))
 
 
+def _source_state() -> dict:
+    """Git commit of the checkout and a hash of the mmdms sources as imported (other people
+    edit the tracer while sweeps run: this says which code a table describes)."""
+    import hashlib
+    import subprocess
+    import mmdms
+    state = {}
+    try:
+        state['git_head'] = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO_ROOT,
+                                           capture_output=True, text=True,
+                                           timeout=10).stdout.strip()
+    except Exception:
+        pass
+    digest = hashlib.sha1()
+    root = osp.dirname(mmdms.__file__)
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            if name.endswith('.py'):
+                with open(osp.join(dirpath, name), 'rb') as f:
+                    digest.update(name.encode() + f.read())
+    state['mmdms_sources_sha1'] = digest.hexdigest()[:12]
+    return state
+
+
 def _versions() -> dict:
     versions = {}
     for pkg in ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmyolo'):
@@ -434,6 +479,9 @@ def parse_args(argv=None):
     parser.add_argument('--timeout-per-model', type=float, default=300.0)
     parser.add_argument('--isolation', choices=('fork', 'none'), default='fork',
                         help='fork: one child process per model (default); none: in-process')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per model (fork isolation: > 1 only if nothing ran '
+                        'torch ops in this process before, else OpenMP deadlocks)')
     parser.add_argument('--no-randomize', action='store_true',
                         help='keep tiny layer-scale constants as initialised')
     parser.add_argument('--trace-benchmark', choices=('auto', 'yes', 'no'), default='auto',
@@ -455,6 +503,7 @@ def main(argv=None) -> dict:
     preload()
     report = dict(generated=datetime.datetime.now().isoformat(timespec='seconds'),
                   keep_ratio=args.keep_ratio, seed=args.seed, versions=_versions(),
+                  source=_source_state(),
                   criteria=dict(diff_rtol=DIFF_RTOL, max_flops_ratio=MAX_FLOPS_RATIO,
                                 max_untouched_fraction=MAX_UNTOUCHED),
                   skipped=dict(zoo_models.SKIPPED) if args.models in (None, 'all', 'mmpretrain')
@@ -480,7 +529,9 @@ def main(argv=None) -> dict:
     if bench:
         entry = zoo_models.TRACE_BENCHMARK
         report['trace_benchmark'] = run_isolated(trace_benchmark, (entry, ),
-                                                 args.timeout_per_model, args.isolation)
+                                                 args.timeout_per_model, args.isolation,
+                                                 args.threads)
+        report['trace_benchmark']['threads'] = args.threads
         b = report['trace_benchmark']
         print(f"[trace] {entry['name']}: {b.get('trace_seconds', float('nan')):.2f} s "
               f"(warm {b.get('warm_trace_seconds', float('nan')):.2f} s) "
@@ -490,7 +541,8 @@ def main(argv=None) -> dict:
     for i, entry in enumerate(models):
         rec = run_isolated(check_model, (entry, args.keep_ratio, args.seed,
                                          not args.no_randomize),
-                           args.timeout_per_model, args.isolation)
+                           entry.get('timeout', args.timeout_per_model), args.isolation,
+                           args.threads)
         rec.setdefault('name', entry['name'])
         rec.setdefault('config', entry['config'])
         rec.setdefault('note', entry.get('note', ''))

@@ -196,10 +196,24 @@ def run_call(model, call, x):
         return model(x)
 
 
+POS_EMBED_NAMES = ('pos_embed', 'pos_embedding', 'position_embedding', 'absolute_pos_embed')
+
+
+def absolute_position_embedding(model) -> Optional[str]:
+    """Name of a learned absolute position embedding, if the model has one. Such models run at
+    their native size: off-size inputs interpolate the embedding into a plain tensor, which
+    is not what the model computes at its trained resolution."""
+    for name, _ in model.named_parameters():
+        if any(part in POS_EMBED_NAMES for part in name.split('.')):
+            return name
+    return None
+
+
 def resolve_input_shape(model, cfg, scope: str, requested: Optional[Sequence[int]] = None,
                         seed: int = 0) -> Tuple[Tuple[int, ...], Optional[Callable], str]:
-    """Pick the example input: ``requested``, else the small default (64² classifiers, 256²
-    detectors), else -- when the model cannot run at the small size -- its native size.
+    """Pick the example input: ``requested``, else for detectors 256x256; for classifiers
+    their native size when they have an absolute position embedding or cannot run at 64x64,
+    else 64x64.
 
     Returns ``(shape, call, note)``; ``note`` says why a size was chosen.
     """
@@ -210,6 +224,11 @@ def resolve_input_shape(model, cfg, scope: str, requested: Optional[Sequence[int
     if scope in DETECTION_SCOPES:
         shape = (1, 3, DEFAULT_DET_SIZE, DEFAULT_DET_SIZE)
         return shape, make_call(model, scope, shape), 'detector default'
+    pos_embed = absolute_position_embedding(model)
+    if pos_embed is not None:
+        native = native_input_size(cfg)
+        return (1, 3, native, native), None, (f'native size: absolute position embedding '
+                                              f'{pos_embed!r}')
     small = (1, 3, DEFAULT_CLS_SIZE, DEFAULT_CLS_SIZE)
     gen = torch.Generator().manual_seed(seed)
     try:

@@ -1,0 +1,115 @@
+"""DMSAlgorithm: resource loss, target schedule, gradient direction, FLOPs agreement."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdms.analysis import count_complexity
+from mmdms.engine.hooks import scheduled_target
+from mmdms.export import apply_structure
+from mmdms.registry import MODELS
+from mmdms.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
+
+
+def tiny_algorithm(target_ratio=0.5, **kwargs):
+    from conftest import REPO
+    cfg = Config.fromfile(f'{REPO}/configs/dms/resnet_dms_cifar10.py')
+    arch = cfg.model.architecture
+    arch.backbone.stem_channels = arch.backbone.base_channels = 8
+    arch.head.in_channels = 64
+    model_cfg = dict(cfg.model, target_ratio=target_ratio, **kwargs)
+    return MODELS.build(model_cfg)
+
+
+def test_scheduled_target_decays_then_holds():
+    assert scheduled_target(0.5, 0.0, 0.8) == 1.0
+    assert scheduled_target(0.5, 0.4, 0.8) == pytest.approx(0.5**0.5)
+    assert scheduled_target(0.5, 0.8, 0.8) == pytest.approx(0.5)
+    assert scheduled_target(0.5, 1.0, 0.8) == pytest.approx(0.5)
+    assert scheduled_target(0.25, 0.3, 0.0) == 0.25
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match='target_ratio'):
+        tiny_algorithm(target_ratio=1.5)
+    with pytest.raises(ValueError, match='resource'):
+        tiny_algorithm(resource='latency')
+
+
+def test_resource_loss_is_log_ratio_above_target_only():
+    alg = tiny_algorithm()
+    alg.set_target_ratio(1.0)
+    out = alg.resource_loss()
+    assert float(out['loss_resource']) == 0.0
+    assert float(out['resource_ratio']) == pytest.approx(1.0)
+    alg.set_target_ratio(0.5)
+    out = alg.resource_loss()
+    assert float(out['loss_resource']) == pytest.approx(torch.log(torch.tensor(2.0)).item(),
+                                                        rel=1e-5)
+
+
+def test_ratios_follow_the_flops_gradient_without_task_loss():
+    alg = tiny_algorithm(target_ratio=0.3)
+    g = torch.Generator().manual_seed(0)
+    for unit in alg.mutator.units:  # leave the cold start: rank the elements
+        unit.tracker.importance.copy_(torch.rand(unit.num_elements, generator=g))
+    alg.set_target_ratio(0.3)
+    optimizer = torch.optim.Adam(alg.mutator.parameters(), lr=0.02)
+    flops = []
+    for _ in range(25):
+        optimizer.zero_grad()
+        loss = alg.resource_loss()['loss_resource']
+        loss.backward()
+        for unit in alg.mutator.units:  # d loss / d ratio < 0: pruning more lowers FLOPs
+            assert float(unit.ratio.grad) <= 0.0
+        optimizer.step()
+        alg.mutator.clamp_ratios()
+        flops.append(float(alg.mutator.resources(hard=True)['flops']))
+    assert all(float(u.ratio) > 0 for u in alg.mutator.channel_units)
+    assert flops[-1] < 0.6 * alg.mutator.original_resources['flops']
+    assert flops == sorted(flops, reverse=True)
+
+
+def test_hard_masks_give_the_exported_flops(build_model=None):
+    """Soft FLOPs with hard masks == mmengine's count of the exported model (within 2%)."""
+    import sys
+    sys.path.insert(0, __file__.rsplit('/', 2)[0] + '/test_tracing')
+    from test_real_models import MODELS as ZOO, build
+    from mmdms.models import DMSMutator
+    for name in ('resnet50', 'deit_tiny', 'yolov8_n'):
+        (scope, config), overrides, shape = ZOO[name]
+        model = build(scope, config, **overrides)
+        x = torch.randn(*shape)
+        original = copy.deepcopy(model)
+        mutator = DMSMutator()
+        mutator.prepare_from_supernet(model, lambda: model(x, mode='tensor'))
+        g = torch.Generator().manual_seed(1)
+        for unit in mutator.units:
+            unit.keep(max(unit.min_kept, round(0.5 * unit.num_elements)),
+                      torch.rand(unit.num_elements, generator=g))
+        hard = mutator.resources(hard=True)
+        soft = mutator.resources(hard=False)
+        exported = apply_structure(copy.deepcopy(original), mutator.structure())
+        counted = count_complexity(exported, x, lambda m, i: m(i, mode='tensor'))
+        for key in ('flops', 'params'):
+            assert float(hard[key]) == pytest.approx(counted[key], rel=0.02), (name, key)
+            assert float(soft[key]) == pytest.approx(float(hard[key]), rel=1e-6)
+        full = count_complexity(original, x, lambda m, i: m(i, mode='tensor'))
+        assert mutator.original_resources['flops'] == pytest.approx(full['flops'], rel=0.02)
+
+
+def test_validation_uses_hard_masks_and_training_soft():
+    alg = tiny_algorithm()
+    unit = alg.mutator.channel_units[0]
+    unit.tracker.importance.copy_(torch.rand(unit.num_elements))
+    unit.ratio.data.fill_(0.4)
+    alg.eval()
+    x = torch.randn(2, 3, 32, 32)
+    alg(x, mode='tensor')
+    assert unit.mode == 'hard'
+    alg.train()
+    alg(x, mode='tensor')
+    assert unit.mode == 'soft'
