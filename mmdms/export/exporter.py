@@ -67,9 +67,14 @@ def pruned_config(search_cfg: Config, structure_file: str = 'structure.json') ->
     """A config that rebuilds the pruned model from the original one plus the structure JSON,
     for retraining (tools/train.py), testing (tools/test.py) and deployment."""
     cfg = copy.deepcopy(search_cfg)
+    architecture = copy.deepcopy(search_cfg.model.architecture)
+    scope = search_cfg.get('default_scope')
+    if isinstance(architecture, dict) and '_scope_' not in architecture and scope \
+            and scope != 'mmdms' and '.' not in str(architecture.get('type', '')):
+        architecture['_scope_'] = scope
     cfg.model = dict(
-        type='PrunedModel',
-        architecture=copy.deepcopy(search_cfg.model.architecture),
+        type='mmdms.PrunedModel',
+        architecture=architecture,
         structure='{{fileDirname}}/' + structure_file)
     optim = search_cfg.get('optim_wrapper', {})
     if optim.get('constructor') == 'DMSOptimWrapperConstructor':

@@ -38,14 +38,25 @@ class DMSOptimWrapperConstructor:
 
     @staticmethod
     def _build(cfg: dict, module: nn.Module):
+        """Build one wrapper; ``constructor`` picks another constructor (e.g. mmyolo's
+        ``YOLOv5OptimizerConstructor``) exactly as in a plain ``optim_wrapper``."""
         cfg = copy.deepcopy(cfg)
         cfg.setdefault('type', 'OptimWrapper')
         paramwise_cfg = cfg.pop('paramwise_cfg', None)
-        return DefaultOptimWrapperConstructor(cfg, paramwise_cfg)(module)
+        constructor = cfg.pop('constructor', None)
+        if constructor is None:
+            return DefaultOptimWrapperConstructor(cfg, paramwise_cfg)(module)
+        from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as ROOT
+        built = ROOT.build(dict(type=constructor, optim_wrapper_cfg=cfg,
+                                paramwise_cfg=paramwise_cfg))
+        return built(module)
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
         if hasattr(model, 'module'):
             model = model.module
+        if not hasattr(model, 'mutator') or not hasattr(model, 'architecture'):
+            raise TypeError('DMSOptimWrapperConstructor needs a DMSAlgorithm-like model with '
+                            f'"architecture" and "mutator", got {type(model).__name__}')
         mutator_cfg = copy.deepcopy(self.cfg['mutator'])
         optimizer = mutator_cfg.setdefault('optimizer', dict(type='Adam', lr=5e-3))
         if optimizer.get('weight_decay', 0):

@@ -27,6 +27,12 @@ def build_architecture(architecture: Union[str, dict]) -> nn.Module:
             model_cfg['_scope_'] = cfg.default_scope
     else:
         model_cfg = copy.deepcopy(architecture)
+    if '_scope_' not in model_cfg and '.' not in str(model_cfg.get('type', '')):
+        # a bare type belongs to the config's own scope (e.g. YOLODetector under mmyolo)
+        from mmengine.registry import DefaultScope
+        current = DefaultScope.get_current_instance()
+        if current is not None and current.scope_name != 'mmdms':
+            model_cfg['_scope_'] = current.scope_name
     scope = model_cfg.get('_scope_') or str(model_cfg.get('type', '')).split('.')[0]
     if scope in ('mmpretrain', 'mmdet', 'mmyolo'):
         __import__(f'{scope}.models')  # make sure the package registered its models
