@@ -33,7 +33,7 @@ optim_wrapper = dict(
     constructor='DMSOptimWrapperConstructor',
     architecture=dict(
         optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)),
-    mutator=dict(optimizer=dict(type='Adam', lr=structure_lr, betas=(0.9, 0.999))))
+    mutator=dict(optimizer=dict(type='Adam', lr=structure_lr, betas=(0.0, 0.999))))
 param_scheduler = dict(
     architecture=[dict(type='CosineAnnealingLR', T_max=search_iters, by_epoch=False,
                        eta_min=1e-3)],

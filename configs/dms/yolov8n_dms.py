@@ -37,7 +37,7 @@ optim_wrapper = dict(
                        weight_decay=_base_.weight_decay, nesterov=True,
                        batch_size_per_gpu=_base_.train_batch_size_per_gpu),
         constructor='YOLOv5OptimizerConstructor'),
-    mutator=dict(optimizer=dict(type='Adam', lr=structure_lr, betas=(0.9, 0.999))))
+    mutator=dict(optimizer=dict(type='Adam', lr=structure_lr, betas=(0.0, 0.999))))
 
 # MMYOLO's YOLOv5ParamSchedulerHook drives a single optimizer; DMS has two, so the same
 # warmup + linear decay is written as standard schedulers on the weights only.
