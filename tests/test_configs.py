@@ -1,6 +1,5 @@
 """Every shipped DMS config builds its algorithm, and every retrain config rebuilds the original
 class from a structure JSON (no tracing)."""
-import copy
 import os.path as osp
 
 import pytest

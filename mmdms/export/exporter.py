@@ -9,25 +9,12 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
+from mmdms.utils.fileio import atomic_write, atomic_write_text
 from .structure import save_structure
 
 
 class ExportError(RuntimeError):
     """The checkpoint or output folder cannot produce an export; nothing was written."""
-
-
-def _atomic_write(path: str, write) -> None:
-    directory = osp.dirname(osp.abspath(path))
-    # keep the extension last: writers such as Config.dump pick the format from it
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + osp.basename(path),
-                               suffix='.tmp' + osp.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def check_writable(out_dir: str) -> None:
@@ -134,17 +121,13 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
         search_iter=meta.get('iter'))
 
     save_structure(structure, osp.join(out_dir, 'structure.json'))
-    _atomic_write(osp.join(out_dir, 'pruned.pth'), lambda p: torch.save(
+    atomic_write(osp.join(out_dir, 'pruned.pth'), lambda p: torch.save(
         dict(state_dict=pruned.state_dict(), meta=dict(exported_from=osp.basename(checkpoint))),
         p))
-    _atomic_write(osp.join(out_dir, 'pruned_config.py'),
+    atomic_write(osp.join(out_dir, 'pruned_config.py'),
                   lambda p: pruned_config(cfg).dump(p))
 
-    def write_json(p):
-        with open(p, 'w') as f:
-            json.dump(summary, f, indent=1)
-
-    _atomic_write(osp.join(out_dir, 'summary.json'), write_json)
+    atomic_write_text(osp.join(out_dir, 'summary.json'), json.dumps(summary, indent=1))
     plot_structure(summary, osp.join(out_dir, 'structure.png'), title='Exported structure')
     return summary
 

@@ -1,14 +1,12 @@
 """Apply a pruning structure (kept indices per parameter dimension, removed blocks) to a model,
 and read/write it as JSON atomically."""
 import json
-import os
-import os.path as osp
-import tempfile
 from typing import Dict, Union
 
 import torch
 from torch import nn
 
+from mmdms.utils.fileio import atomic_write_text
 from .adapters import apply_adapter, update_layer_attributes
 
 STRUCTURE_VERSION = 1
@@ -103,17 +101,7 @@ def apply_structure(model: nn.Module, structure: dict) -> nn.Module:
 def save_structure(structure: dict, path: str) -> None:
     """Write JSON to a temporary file beside ``path``, then rename: never a half file."""
     validate_structure(structure)
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.structure-', suffix='.json.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(structure, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(path, json.dumps(structure))
 
 
 def load_structure(path_or_dict: Union[str, dict]) -> dict:

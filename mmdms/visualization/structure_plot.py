@@ -1,7 +1,5 @@
 """Plot per-layer widths and per-stage depths: original vs current."""
-import os
-import os.path as osp
-import tempfile
+from mmdms.utils.fileio import atomic_write
 
 
 def plot_structure(summary: dict, path: str, title: str = 'DMS structure') -> str:
@@ -37,15 +35,8 @@ def plot_structure(summary: dict, path: str, title: str = 'DMS structure') -> st
                         for u in depth], rotation=30, fontsize=7)
     ax.legend(loc='upper left')
     fig.tight_layout()
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.png')
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
     finally:
         plt.close(fig)
-        if osp.exists(tmp):
-            os.remove(tmp)
     return path

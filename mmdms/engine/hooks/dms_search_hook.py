@@ -1,6 +1,5 @@
 """DMSSearchHook: the FLOPs target schedule, structure logging and width/depth plots."""
 import json
-import os
 import os.path as osp
 from typing import Optional
 
@@ -8,6 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmdms.registry import HOOKS
+from mmdms.utils.fileio import atomic_write_text
 
 
 def scheduled_target(final_ratio: float, progress: float, decay_fraction: float) -> float:
@@ -93,10 +93,7 @@ class DMSSearchHook(Hook):
         algorithm = self._algorithm(runner)
         out_dir = out_dir or runner.work_dir
         summary = structure_summary(algorithm)
-        tmp = osp.join(out_dir, '.dms_structure.json.tmp')
-        with open(tmp, 'w') as f:
-            json.dump(summary, f, indent=1)
-        os.replace(tmp, osp.join(out_dir, 'dms_structure.json'))
+        atomic_write_text(osp.join(out_dir, 'dms_structure.json'), json.dumps(summary, indent=1))
         path = osp.join(out_dir, 'dms_structure.png')
         plot_structure(summary, path, title=f'DMS structure at iter {runner.iter}')
         return path

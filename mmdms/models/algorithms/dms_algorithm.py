@@ -1,6 +1,5 @@
 """DMSAlgorithm: any mmpretrain / mmdet / mmyolo model plus learnable width, depth and heads."""
 import copy
-import math
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
