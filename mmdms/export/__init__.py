@@ -2,11 +2,11 @@
 from .adapters import apply_adapter, update_layer_attributes
 from .exporter import ExportError, export_pruned, pruned_config
 from .pruned_model import build_pruned_model
-from .structure import (StructureError, apply_structure, load_structure, save_structure,
+from .structure import (RemovedBlock, StructureError, apply_structure, load_structure, save_structure,
                         validate_structure)
 
 __all__ = [
     'apply_structure', 'load_structure', 'save_structure', 'validate_structure',
-    'StructureError', 'apply_adapter', 'update_layer_attributes', 'build_pruned_model', 'export_pruned',
+    'StructureError', 'RemovedBlock', 'apply_adapter', 'update_layer_attributes', 'build_pruned_model', 'export_pruned',
     'pruned_config', 'ExportError'
 ]

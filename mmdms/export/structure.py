@@ -12,6 +12,14 @@ from .adapters import apply_adapter, update_layer_attributes
 STRUCTURE_VERSION = 1
 
 
+class RemovedBlock(nn.Identity):
+    """Stands in for a removed residual block: returns its first input unchanged and ignores
+    any further arguments the parent passes to the block (e.g. Conformer's fusion features)."""
+
+    def forward(self, x, *args, **kwargs):
+        return x
+
+
 class StructureError(ValueError):
     """The structure does not fit the model, or the file is not a valid structure."""
 
@@ -42,7 +50,7 @@ def apply_structure(model: nn.Module, structure: dict) -> nn.Module:
 
     Parameters and buffers are sliced to their kept indices; layer attributes
     (``in_channels``, ``num_features``, ...) and registered adapters follow; removed blocks
-    leave their ``nn.Sequential`` parent, or become ``nn.Identity`` in other containers
+    leave their ``nn.Sequential`` parent, or become :class:`RemovedBlock` in other containers
     (a removed block computes ``x + 0``, so both are exact).
     """
     validate_structure(structure)
@@ -94,7 +102,7 @@ def apply_structure(model: nn.Module, structure: dict) -> nn.Module:
         if isinstance(parent, nn.Sequential):
             delattr(parent, child)
         else:
-            setattr(parent, child, nn.Identity())
+            setattr(parent, child, RemovedBlock())
     return model
 
 

@@ -162,4 +162,18 @@ def test_prune_zoo_two_models(tmp_path, isolation):
     assert any(row.startswith('| resnet18 | `mmpretrain::resnet/resnet18_8xb32_in1k.py` | pass |')
                for row in rows)
     assert report['summary'] == data['summary']
-    assert not list(tmp_path.glob('.*.tmp'))  # atomic writes leave no temporaries
+    assert not list(tmp_path.glob('.*tmp*'))  # atomic writes leave no temporaries
+
+
+def test_match_causes():
+    crashed = dict(status='fail', stage='prune_check',
+                   reason="prune_check: TypeError: Identity.forward() takes 2 positional "
+                   'arguments but 3 were given @ mmdms/apis/prune_check.py:112')
+    assert prune_zoo.match_causes(crashed) == ['export-identity-signature']
+    weak = dict(status='weak', reason='FLOPs ratio 0.7 > 0.5', frozen_reasons=[
+        dict(reason="group conv with groups=32 (in 128, out 128); only groups=1 and depthwise "
+             "are pruned (conv2d in 'x')", groups=2),
+        dict(reason='reaches a model output', groups=1)])
+    assert prune_zoo.match_causes(weak) == ['group-conv']
+    broken = dict(status='fail', stage='build', reason='build: KeyError: x')
+    assert prune_zoo.match_causes(broken) == ['build-or-forward']

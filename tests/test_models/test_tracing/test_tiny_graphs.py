@@ -329,3 +329,34 @@ def test_soft_mask_gradients_reach_every_ratio(model_cls):
         assert unit.ratio.grad is not None and unit.ratio.grad.abs() > 0, unit
     mutator.update_importance()
     assert all(int(u.tracker.num_updates) == 1 for u in mutator.units)
+
+
+class KwargBlock(nn.Module):
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+
+    def forward(self, x, scale=1.0):
+        return x + self.conv(x * scale)
+
+
+class KwargStages(nn.Module):
+    """Blocks in a ModuleList called with an extra keyword (as Conformer does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 8)
+        self.blocks = nn.ModuleList([KwargBlock(8), KwargBlock(8)])
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x, scale=0.5)
+        return self.head(x)
+
+
+def test_removed_block_accepts_the_callers_arguments():
+    result = check_exact(KwargStages(), torch.randn(1, 3, 8, 8), keep_ratio=0.5, seeds=(0, 1))
+    assert result['num_block_units'] == 1
