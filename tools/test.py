@@ -6,9 +6,13 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+# the repo root, so configs can `custom_imports` the packages under projects/
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
 from mmdms.utils import init_cpu_distributed, register_all_modules, setup_torch_load
 

@@ -6,11 +6,16 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+# the repo root, so configs can `custom_imports` the packages under projects/
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdms.utils import (add_safe_checkpoint_hook, init_cpu_distributed, register_all_modules,
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmdms.utils import (add_safe_checkpoint_hook, init_cpu_distributed,  # noqa: E402
+                         register_all_modules,
                          setup_torch_load)
 
 

@@ -19,6 +19,9 @@ def atomic_write(path: str, write: Callable[[str], None]) -> str:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file usual permissions
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
