@@ -1,0 +1,17 @@
+# Uniform random predefined dropout: search the fixed-p supernet with its own rate (0.1).
+_base_ = ['./fixedp_supnet-r8-w8_cifar10.py']
+train_dataloader = {{_base_.heldout_dataloader}}
+train_cfg = dict(
+    _delete_=True,
+    type='pgnas.PGNASSearchLoop',
+    num_candidates=200,
+    sampler='uniform',
+    drop_rate=0.1,
+    seed=0,
+    report_at=(50, 200),
+    export=True)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+param_scheduler = None
+default_hooks = dict(checkpoint=None)
