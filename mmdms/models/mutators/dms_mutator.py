@@ -37,18 +37,34 @@ STOCK_FORWARDS = (nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward, nn.Li
 
 
 def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
-    """LayerNorm whose statistics cover only the kept channels (weighted by the mask), so a
-    hard-masked LayerNorm equals the physically smaller one exactly."""
+    """LayerNorm whose statistics cover only the kept channels, so a hard-masked LayerNorm
+    equals the physically smaller one exactly.
+
+    Hard (0/1) masks run the native kernel on the kept channels (pruned channels output 0;
+    every consumer masks them anyway). Soft masks weight the statistics by the mask, with the
+    weighted sums as matrix-vector products rather than element-wise reductions.
+    """
 
     def forward(self, x):
         m = mask_fn().to(x.dtype)
+        if not m.requires_grad and bool(((m == 0) | (m == 1)).all()):
+            kept = torch.nonzero(m).flatten()
+            if kept.numel() == m.numel():
+                return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+            out = x.new_zeros(x.shape)
+            out[..., kept] = F.layer_norm(
+                x.index_select(-1, kept), (kept.numel(), ),
+                None if self.weight is None else self.weight.index_select(0, kept),
+                None if self.bias is None else self.bias.index_select(0, kept), self.eps)
+            return out
         total = m.sum().clamp_min(1e-6)
-        mean = (x * m).sum(-1, keepdim=True) / total
-        var = ((x - mean).pow(2) * m).sum(-1, keepdim=True) / total
-        y = (x - mean) / torch.sqrt(var + self.eps)
+        mean = torch.matmul(x, m).unsqueeze(-1) / total
+        var = (torch.matmul(x * x, m).unsqueeze(-1) / total - mean * mean).clamp_min(0)
+        y = (x - mean) * torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            y = y * self.weight
-        if self.bias is not None:
+            y = torch.addcmul(self.bias, y, self.weight) if self.bias is not None \
+                else y * self.weight
+        elif self.bias is not None:
             y = y + self.bias
         return y
 
