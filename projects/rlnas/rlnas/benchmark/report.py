@@ -110,9 +110,22 @@ def build_report(work_dir: str, settings: dict) -> dict:
         picks['oracle (best under budget)'] = bench.best_under(flops)
         budgets[name] = dict(flops=flops, num_within=int(within.sum()), picks=picks)
 
+    # FLOPs alone ranks this benchmark well; within a FLOPs quartile it cannot, so these show
+    # what a score adds beyond size
+    edges = np.percentile(bench.flops, [0, 25, 50, 75, 100])
+    bins = {}
+    for i in range(4):
+        inside = (bench.flops >= edges[i]) & (bench.flops <= edges[i + 1] if i == 3
+                                              else bench.flops < edges[i + 1])
+        bins[f'Q{i + 1} ({edges[i] / 1e6:.1f}-{edges[i + 1] / 1e6:.1f} MFLOPs, '
+             f'{int(inside.sum())} archs)'] = {
+                 name: rank_correlations(s[inside], acc[inside])['kendall_tau']
+                 for name, s in scores.items()}
+
     return dict(settings=settings, num_archs=len(bench), correlations_all=corr_all,
                 correlations_sample=corr_sample, sample_size=len(oneshot), top1=top1,
-                budgets=budgets, angle_ablations=ablations, angles=angles, bench=bench)
+                budgets=budgets, angle_ablations=ablations, flops_bins=bins, angles=angles,
+                bench=bench)
 
 
 def _fmt_pick(p: dict) -> str:
@@ -129,6 +142,11 @@ def to_markdown(report: dict, timing: dict) -> str:
               '', '| score | Kendall τ | Spearman ρ |', '|---|---|---|']
     for name, c in report['correlations_sample'].items():
         lines.append(f'| {name} | {c["kendall_tau"]:.3f} | {c["spearman_rho"]:.3f} |')
+    names = list(report['correlations_all'])
+    lines += ['', '### Kendall τ within FLOPs quartiles', '',
+              '| FLOPs bin | ' + ' | '.join(names) + ' |', '|---' * (len(names) + 1) + '|']
+    for bin_name, taus in report['flops_bins'].items():
+        lines.append(f'| {bin_name} | ' + ' | '.join(f'{taus[n]:.3f}' for n in names) + ' |')
     lines += ['', '### Angle variants (Kendall τ, all architectures)', '',
               '| V(a, W) | random labels | true labels |', '|---|---|---|']
     for name, c in report['angle_ablations'].items():
