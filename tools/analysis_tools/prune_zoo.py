@@ -31,7 +31,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from typing import List, Optional
+from typing import List
 
 HERE = osp.dirname(osp.abspath(__file__))
 if HERE not in sys.path:
@@ -128,14 +128,175 @@ def untouched_layers(layers: List[str], structure: dict) -> List[str]:
     return out
 
 
+# Known root causes, matched against a record's error, raising line and frozen reasons. Each
+# weak/failed model lists the causes that match it; the markdown groups models by cause.
+# (id, kind, pattern, title, explanation)
+CAUSES = [
+    ('export-identity-signature', 'fail', r'Identity\.forward\(\)',
+     'removed block replaced by a plain nn.Identity (fixed in 5d6ebb6 by RemovedBlock)',
+     '`mmdms/export/structure.py` `apply_structure` replaces a removed residual block by '
+     '`nn.Identity()` (or deletes it from an `nn.Sequential`), but these blocks are called with '
+     'more arguments (`block(x, hw_shape)` in Swin/MixMIM, `fusion_block(x, fusion_features=..., '
+     'out_conv2=False)` in Conformer, `attn_mask=`): the exported model raises TypeError. A '
+     'removed block needs a stand-in that accepts `(x, *args, **kwargs)` and returns `x` (the '
+     'tracer already checks that the block returns the single tensor `x + f(x)`).'),
+    ('masked-layernorm-signature', 'fail', r'_masked_layer_norm.*unexpected keyword',
+     'masked LayerNorm forward drops the module\'s extra arguments',
+     '`mmdms/models/mutators/dms_mutator.py` `_masked_layer_norm` installs `forward(self, x)`; '
+     'mmpretrain\'s `LayerNorm2d.forward(x, data_format=...)` is called as '
+     '`norm(x, data_format=\'channel_last\')` (EdgeNeXt, ConvNeXt blocks), so the hard-masked '
+     'supernet raises TypeError. The replacement must accept `(x, *args, **kwargs)`.'),
+    ('export-shape-arithmetic', 'fail',
+     r'is invalid for input of size|to have \d+ channels, but got|mat1 and mat2 shapes cannot',
+     'exported model: a reshape/split uses a size read from a pruned tensor or a stale attribute',
+     'The tracer sees shape ops only through their tensors, not where their integer arguments '
+     'come from. Attention written as `qkv(x).reshape(B, N, 3, heads, C // heads)` with '
+     '`C = x.shape[-1]` (Swin/MixMIM `WindowMSA`, DaViT, HiViT, Twins, XCiT, EVA '
+     '`reshape(B, N, C)`) gets the pruned '
+     'embedding width while qkv (frozen by the head split) keeps its size; '
+     '`torch.split(x, self.width, 1)` (Res2Net) and `reshape(..., block.out_channels)` (VAN) '
+     'use `__init__` attributes that export does not update. Needed: freeze dims whose size is '
+     'read (`x.shape`/`size()`) inside a module that later reshapes another tensor with it, '
+     'or per-class adapters that update the attributes, or a probe export in '
+     '`prepare_from_supernet` that runs the pruned model once and freezes the units touching '
+     'the module that raised.'),
+    ('invisible-extension-op', 'fail', r'roi_extractor|roi_align|RoIAlign',
+     'mmcv RoIAlign is invisible to the tracer; the RoI extractor keeps its channel count',
+     '`mmcv.ops.RoIAlign` is an `autograd.Function` whose C++ kernel writes into a '
+     '`new_zeros` buffer: no torch function sees its input, so nothing ties the FPN channels '
+     'to the RoI head, and mmdet\'s `SingleRoIExtractor` allocates `roi_feats` with its '
+     '`out_channels` attribute (256). The FPN width is pruned, the exported model fails in '
+     '`roi_feats[inds] = roi_feats_t`. At 256x256 inputs RoI level 3 is empty, mmdet then adds '
+     '`feats[3].sum() * 0.`, and that reduction freezes the FPN width by accident (the '
+     '`faster-rcnn-r50@256` row). The tracer needs rules (or leaf adapters) for mmcv ops '
+     '(RoIAlign: channel-wise, like pooling) and an adapter for `out_channels`, or it must '
+     'freeze the inputs of any module whose outputs it did not see being computed.'),
+    ('order-dependent-outputs', 'fail', r'disagrees with the masked supernet',
+     'outputs differ between the masked supernet and the exported model',
+     'For Faster R-CNN in tensor mode the outputs are RoI-head results on proposals picked by '
+     'top-k/NMS; the untrained RPN has exactly tied scores and a 1e-7 difference reorders them, '
+     'so the two models score different boxes. The RoI head agrees to 1e-7 on identical '
+     'proposals (see the `faster-rcnn-r50` row, run on fixed proposals).'),
+    ('build-or-forward', 'fail', r'^(build|forward): ', 'model does not build or run',
+     'Not an mmdms problem: the config cannot be built or run with the chosen input.'),
+    ('timeout-or-crash', 'fail', r'timeout: |worker died', 'timeout or crash', ''),
+    ('group-conv', 'limit', r'group conv with groups=',
+     'grouped (non-depthwise) convolutions are frozen',
+     '`ChannelTracer._conv` prunes only `groups == 1` and depthwise convs; ResNeXt/RegNet/'
+     'ResNeSt/ShuffleNet-V1/ViG/CSPResNeXt lose their grouped layers (and everything tied to '
+     'them). Pruning the same number of channels in every group (a unit per group slot) would '
+     'keep them.'),
+    ('group-norm', 'limit', r'group_norm \(num_groups=',
+     'GroupNorm freezes its channels',
+     '`ChannelTracer._group_norm` freezes every channel it normalises: GN(1) in PoolFormer/'
+     'RIFormer freezes the residual stream, GN(32) freezes the FCOS/ATSS head towers. GN(1) is '
+     'LayerNorm over (C, H, W) and can be masked like `_masked_layer_norm`; GN(g) can prune '
+     'whole groups.'),
+    ('layer-norm-outside-forward', 'limit',
+     r'layer_norm weight .* applied outside a standard layer_norm module forward',
+     'channels-first LayerNorm (permute + F.layer_norm) is frozen',
+     '`ChannelTracer._consumer` accepts a layer_norm only when its input is the module\'s own '
+     'input; mmpretrain `LayerNorm2d` (channel_first) permutes first, so ConvNeXt/ConvNeXt-V2 '
+     'stage widths are frozen. Accept inputs that are pure permutes/contiguous of the module '
+     'input and mask along the normalised dim.'),
+    ('linear-outside-forward', 'limit',
+     r'linear weight .* applied outside a standard linear module forward',
+     '`F.linear(x, self.qkv.weight, bias)` outside the Linear\'s forward is frozen',
+     'BEiT attention (`mmpretrain/models/utils/attention.py` `BEiTAttention`) concatenates '
+     'q/v biases and calls `F.linear` with the qkv weight: the residual stream is frozen. '
+     'Masking the weight itself (a parametrization `W * m` on the consumer weight) works '
+     'wherever the weight is used.'),
+    ('channel-reduction', 'limit', r'(mean|sum|norm|var|std|amax|amin) reduces over a channel dim',
+     'a reduction over channels freezes them',
+     'ConvNeXt-V2 GRN (`gx.mean(dim=-1)` over channels), HorNet\'s hand-written channels-first '
+     'LayerNorm (`x.mean(1)`), and mmdet\'s `SingleRoIExtractor` DDP trick '
+     '`roi_feats + feats[i].sum() * 0.` (the product is zero, but the freeze happens at the '
+     'sum). GRN/LN-style statistics can be masked like `_masked_layer_norm`.'),
+    ('unequal-split', 'limit', r'split into unequal pieces', 'split into unequal pieces',
+     'HorNet gnconv splits into `[d0, sum(dims)]`: needs an adapter that keeps the ratios.'),
+    ('channel-dim-split', 'limit', r'(view|reshape|unflatten) splits a channel dim',
+     'reshape C -> (groups, C/groups) freezes the channels',
+     'Attention heads written with matmul (not `scaled_dot_product_attention`), ShuffleNet '
+     'channel shuffle, ResNeSt rSoftmax, YOLO head reshapes. Expected for heads computed by '
+     'matmul/einsum (no head units there); channel shuffle could be an adapter.'),
+    ('collapsed-to-one-channel', 'limit', r'a single channel cannot be pruned',
+     'channels of different dims unified into one element',
+     '`ChannelTracer._channel_vector` unions the labels found at every position of the '
+     'contracted dim; for a Linear over the token dim of a `(B, C, T)` tensor (MLP-Mixer token '
+     'mixing, RepMLP) every row is a different channel, so all C channels (and the token '
+     'outputs added back) become one node: the embedding width is frozen with this misleading '
+     'reason. The tracer should freeze (with a reason) when the contracted dim is not the '
+     'labelled one instead of unifying.'),
+    ('padded-channels', 'limit', r'channel mixes prunable and fixed values',
+     'spatial F.pad marks padded positions as fixed channels',
+     '`ChannelTracer._shape` pads the shadow with -1 (`F.pad(shadow, pad, value=UNLABELLED)`); '
+     'the next conv\'s `_channel_vector` sees labelled and unlabelled values at one channel '
+     'position and freezes it (EfficientNet TF-"same" padding before every depthwise conv). '
+     'Padding only spatial dims should replicate the channel labels.'),
+    ('unsupported-op', 'limit', r"unsupported op '", 'unsupported ops freeze their inputs',
+     'e.g. `conv_transpose2d` (YOLOv6 neck), `multi_head_attention_forward` (nn.MultiheadAttention'
+     ' in TNT), `unfold`, `normalize`, `matmul`/`einsum` attention.'),
+    ('selection-by-position', 'limit', r'selects a subset of channels by position',
+     'x[:, :C//2] / x[:, C//2:] freezes',
+     'CSPNet stages split by slicing; equal halves computed from `x.shape[1] // 2` could be '
+     'treated like `chunk(2)`.'),
+    ('fixed-size-tensor', 'limit', r'combined element-wise with a fixed-size tensor',
+     'added to a tensor without channel labels',
+     'e.g. a position embedding that reaches the add as an interpolated/derived tensor '
+     '(`_free_param_for_shape` labels a parameter only when it has a single non-singleton '
+     'dim), TNT pixel embeddings.'),
+]
+
+
+def match_causes(rec: dict) -> List[str]:
+    import re
+    failed = rec.get('status') == 'fail'
+    if failed:  # a failure by what raised (or the comparison), not by what was frozen
+        texts = [str(rec.get('reason', '')), str(rec.get('error', '')),
+                 str(rec.get('innermost_frame', ''))]
+    else:
+        texts = [r['reason'] for r in rec.get('frozen_reasons', [])]
+    blob = '\n'.join(texts)
+    found = []
+    for cid, kind, pattern, _, _ in CAUSES:
+        if cid == 'build-or-forward':
+            if rec.get('status') == 'fail' and rec.get('stage') in ('build', 'forward'):
+                found.append(cid)
+            continue
+        if (kind == 'fail') != (rec.get('status') == 'fail'):
+            continue  # failures by their error, weak models by their frozen reasons
+        if re.search(pattern, blob, flags=re.M):
+            found.append(cid)
+    return found
+
+
+def reason_kinds(frozen_reasons: List[dict]) -> List[tuple]:
+    """Frozen reasons without their location and sizes, with group counts, most common first
+    (``reaches a model output`` left out): ``[('group conv with groups=32', 16), ...]``."""
+    import re
+    counts = Counter()
+    for entry in frozen_reasons:
+        reason = entry['reason']
+        if reason == OUTPUT_REASON:
+            continue
+        kind = re.sub(r" \([^()]* in [^()]*\)$", '', reason)  # "(op in 'module')"
+        kind = kind.split(';')[0]
+        kind = re.sub(r"\(in \d+, out \d+\)", '', kind)
+        kind = re.sub(r"\(\d+(?:, \d+)*\)", '(...)', kind)
+        if not kind.startswith('unsupported op'):  # keep op names, drop parameter names
+            kind = re.sub(r"'[^']*'", "'...'", kind)
+        counts[kind.strip()] += entry.get('groups', 1)
+    return counts.most_common()
+
+
 def classify(rec: dict) -> None:
     """Set ``status`` and ``reason`` of a finished record."""
     if rec.get('status') == 'fail':
         return
     tol = DIFF_RTOL * max(1.0, rec['output_scale'])
     rec['tolerance'] = tol
-    problems = [r for r in rec['frozen_reasons'] if r['reason'] != OUTPUT_REASON]
-    top = '; '.join(f"{r['reason']} [x{r['groups']}]" for r in problems[:2])
+    kinds = reason_kinds(rec['frozen_reasons'])
+    top = '; '.join(f'{n} x {kind}' for kind, n in kinds[:3])
     if not rec['max_abs_diff'] <= tol:
         rec['status'] = 'fail'
         rec['reason'] = (f"exported model disagrees with the masked supernet: max_abs_diff "
@@ -175,7 +336,8 @@ def check_model(entry: dict, keep_ratio: float = 0.5, seed: int = 0,
         rec['model_params'] = int(sum(p.numel() for p in model.parameters()))
         stage = 'forward'
         shape, call, note = tu.resolve_input_shape(model, cfg, scope, entry.get('input_shape'),
-                                                   seed)
+                                                   seed, entry.get('two_stage_call',
+                                                                   'fixed_proposals'))
         rec['input_shape'], rec['input_note'] = list(shape), note
         x = tu.example_input(shape, seed)
         layers = executed_layers(model, x, call)
@@ -216,12 +378,13 @@ def check_model(entry: dict, keep_ratio: float = 0.5, seed: int = 0,
         rec['error'] = f'{type(e).__name__}: {message}'[:500]
         rec.update(_where(e))
         rec['traceback'] = traceback.format_exc()[-4000:]
-        where = ' <- '.join(reversed(rec.get('mmdms_frames', [])[-2:])) or \
-            rec.get('innermost_frame', '')
+        # the innermost mmdms line that is not the call lambda says which step failed
+        # (e.g. prune_check's forward of the exported model); then the line that raised
+        steps = [f for f in rec.get('mmdms_frames', []) if ' in <lambda>' not in f]
+        where = steps[-1] if steps else rec.get('innermost_frame', '')
         rec['reason'] = f"{stage}: {rec['error'][:240]}" + (f' @ {where}' if where else '')
-        if rec.get('mmdms_frames') and rec.get('innermost_frame') and \
-                'mmdms' not in rec['innermost_frame']:
-            rec['reason'] += f" (raised at {rec['innermost_frame']})"
+        if steps and rec.get('innermost_frame') and rec['innermost_frame'] != where:
+            rec['reason'] += f"; raised at {rec['innermost_frame']}"
     rec['seconds'] = time.time() - start
     return rec
 
@@ -389,6 +552,28 @@ def render_markdown(report: dict) -> str:
         ]) + ' |')
     details = [r for r in report['models'] if r['status'] != 'pass']
     if details:
+        lines += ['', '## Root causes', '',
+                  'Failed models are matched against known causes by their error and raising '
+                  'line, weak and passing models by their frozen reasons; a model can have '
+                  'several.', '']
+        for cid, kind, _, title, text in CAUSES:
+            hit = [r for r in details if cid in r.get('causes', [])]
+            also = [r['name'] for r in report['models']
+                    if r['status'] == 'pass' and cid in match_causes(r)]
+            if not hit and not also:
+                continue
+            names = ', '.join(f"{r['name']} ({r['status']})" for r in hit) or 'none weak or failed'
+            lines.append(f"### `{cid}`: {title}")
+            lines.append('')
+            lines.append(f'Models: {names}.' + (f" Also frozen in passing models: "
+                                                 f"{', '.join(also)}." if also else ''))
+            lines.append('')
+            if text:
+                lines.append(text)
+                lines.append('')
+        unexplained = [r['name'] for r in details if not r.get('causes')]
+        if unexplained:
+            lines += [f"Not matched to a known cause: {', '.join(unexplained)}.", '']
         lines += ['', '## Failures and weak models', '']
         for r in details:
             lines.append(f"### {r['name']} ({r['status']})")
@@ -396,6 +581,8 @@ def render_markdown(report: dict) -> str:
             lines.append(f"* config: `{r['config']}`" + (f" with `{r['cfg_options']}`"
                                                           if r.get('cfg_options') else ''))
             lines.append(f"* reason: {_md_escape(r.get('reason', ''))}")
+            if r.get('causes'):
+                lines.append(f"* causes: {', '.join(f'`{c}`' for c in r['causes'])}")
             for frame in r.get('mmdms_frames', []):
                 lines.append(f'* mmdms frame: `{frame}`')
             if r.get('innermost_frame'):
@@ -546,6 +733,8 @@ def main(argv=None) -> dict:
         rec.setdefault('name', entry['name'])
         rec.setdefault('config', entry['config'])
         rec.setdefault('note', entry.get('note', ''))
+        if rec.get('status') != 'pass':
+            rec['causes'] = match_causes(rec)
         done.append(rec)
         publish(done)
         counts = summarize(done)

@@ -6,7 +6,8 @@ Usage::
         [--scope auto|mmpretrain|mmdet|mmyolo] [--cfg-options k=v ...] [--out table.json]
 
 ``CONFIG`` is a local config file or a package path such as
-``mmpretrain::resnet/resnet50_8xb32_in1k.py`` / ``mmyolo::yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py``.
+``mmpretrain::resnet/resnet50_8xb32_in1k.py`` or
+``mmyolo::yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py``.
 The model is built without pretrained weights (``pretrained`` and checkpoint ``init_cfg`` entries
 are removed), traced once with :class:`mmdms.models.DMSMutator`, and the script prints
 
@@ -19,11 +20,9 @@ The helpers here (config loading, scope detection, model building, example input
 runs a detector in ``tensor`` mode) are shared with ``prune_zoo.py``.
 """
 import argparse
+import copy
 import json
-import os
-import os.path as osp
 import sys
-import tempfile
 import time
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -111,8 +110,8 @@ def build_model(config: str, scope: str = 'auto', cfg_options: Optional[dict] = 
     if scope == 'auto':
         scope = detect_scope(cfg, config)
     import_scope(scope)
-    model_cfg = strip_pretrained(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else
-                                 dict(cfg.model))
+    # keep the ConfigDict: mmdet/mmyolo read e.g. ``train_cfg.rpn`` as attributes
+    model_cfg = strip_pretrained(copy.deepcopy(cfg.model))
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(model_cfg)
     model = mmengine.model.revert_sync_batchnorm(model)
@@ -166,21 +165,53 @@ def is_two_stage(model) -> bool:
     return hasattr(model, 'rpn_head') or hasattr(model, 'roi_head')
 
 
-def make_call(model, scope: str, input_shape: Sequence[int]) -> Optional[Callable]:
+def make_call(model, scope: str, input_shape: Sequence[int],
+              two_stage: str = 'fixed_proposals') -> Optional[Callable]:
     """How to run ``model`` on a batch tensor (``None``: ``prune_check``'s default,
-    ``model(x, mode='tensor')``). Two-stage detectors need data samples with image metas even
-    in tensor mode (the RPN predicts proposals); they get ``DetDataSample``s with
-    ``img_shape``/``batch_input_shape``/``ori_shape``/``pad_shape``/``scale_factor``."""
+    ``model(x, mode='tensor')``).
+
+    Two-stage detectors need data samples with image metas even in tensor mode, because the RPN
+    predicts proposals (sort, top-k, NMS). ``two_stage``:
+
+    * ``'fixed_proposals'`` (default): backbone + neck, the raw RPN head outputs, and the RoI
+      head on 64 fixed proposals of all sizes. Every layer runs, and the outputs do not depend on
+      the order of tied RPN scores (an untrained RPN has many exact ties, and a 1e-7 difference
+      between two equivalent models reorders its top-k/NMS, so ``'tensor'`` outputs are not
+      comparable between a masked and an exported model).
+    * ``'tensor'``: ``model(x, data_samples, mode='tensor')`` with ``DetDataSample`` metas.
+    """
     if scope not in DETECTION_SCOPES or not is_two_stage(model):
         return None
+    import torch
     from mmdet.structures import DetDataSample
-    h, w = int(input_shape[-2]), int(input_shape[-1])
+    from mmengine.structures import InstanceData
+    n, h, w = int(input_shape[0]), int(input_shape[-2]), int(input_shape[-1])
     meta = dict(img_shape=(h, w), batch_input_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
                 scale_factor=(1.0, 1.0))
-    samples = [DetDataSample(metainfo=meta) for _ in range(int(input_shape[0]))]
+    samples = [DetDataSample(metainfo=meta) for _ in range(n)]
+    if two_stage == 'tensor':
+
+        def call(m, x):
+            return m(x, samples, mode='tensor')
+
+        return call
+    # 64 square boxes inside the image, sides from 6% to 94% of it: at >= 480x480 inputs they
+    # reach all four RoI levels of mmdet's SingleRoIExtractor (finest_scale 56: level 3 takes
+    # boxes of >= 448 px), as COCO-sized images do
+    side = torch.linspace(0.06, 0.94, 64) * min(h, w)
+    u, v = torch.meshgrid(torch.linspace(0, 1, 8), torch.linspace(0, 1, 8), indexing='ij')
+    x0, y0 = u.reshape(-1) * (w - side), v.reshape(-1) * (h - side)
+    boxes = torch.stack([x0, y0, x0 + side, y0 + side], -1)
+    proposals = []
+    for _ in range(n):
+        inst = InstanceData()
+        inst.bboxes = boxes.clone()
+        proposals.append(inst)
 
     def call(m, x):
-        return m(x, samples, mode='tensor')
+        feats = m.extract_feat(x)
+        rpn_outs = m.rpn_head(feats) if getattr(m, 'with_rpn', False) else ()
+        return rpn_outs, m.roi_head.forward(feats, proposals, samples)
 
     return call
 
@@ -200,17 +231,21 @@ POS_EMBED_NAMES = ('pos_embed', 'pos_embedding', 'position_embedding', 'absolute
 
 
 def absolute_position_embedding(model) -> Optional[str]:
-    """Name of a learned absolute position embedding, if the model has one. Such models run at
+    """Name of an absolute position embedding, if the model has one. Such models run at
     their native size: off-size inputs interpolate the embedding into a plain tensor, which
     is not what the model computes at its trained resolution."""
-    for name, _ in model.named_parameters():
-        if any(part in POS_EMBED_NAMES for part in name.split('.')):
+    import itertools
+    for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
+        # the tensor itself (1, tokens, C) -- learned or a fixed sinusoid table -- not a
+        # module called pos_embed (conv position encodings run at any size)
+        if name.rsplit('.', 1)[-1] in POS_EMBED_NAMES and tensor.dim() >= 2:
             return name
     return None
 
 
 def resolve_input_shape(model, cfg, scope: str, requested: Optional[Sequence[int]] = None,
-                        seed: int = 0) -> Tuple[Tuple[int, ...], Optional[Callable], str]:
+                        seed: int = 0, two_stage: str = 'fixed_proposals'
+                        ) -> Tuple[Tuple[int, ...], Optional[Callable], str]:
     """Pick the example input: ``requested``, else for detectors 256x256; for classifiers
     their native size when they have an absolute position embedding or cannot run at 64x64,
     else 64x64.
@@ -220,10 +255,10 @@ def resolve_input_shape(model, cfg, scope: str, requested: Optional[Sequence[int
     import torch
     if requested:
         shape = tuple(int(s) for s in requested)
-        return shape, make_call(model, scope, shape), 'requested'
+        return shape, make_call(model, scope, shape, two_stage), 'requested'
     if scope in DETECTION_SCOPES:
         shape = (1, 3, DEFAULT_DET_SIZE, DEFAULT_DET_SIZE)
-        return shape, make_call(model, scope, shape), 'detector default'
+        return shape, make_call(model, scope, shape, two_stage), 'detector default'
     pos_embed = absolute_position_embedding(model)
     if pos_embed is not None:
         native = native_input_size(cfg)
@@ -297,9 +332,14 @@ def trace_model(model, x, call: Optional[Callable] = None) -> dict:
     channel_units = [u for u in units if u['kind'] == 'channel']
     block_units = [u for u in units if u['kind'] == 'block']
     reasons = Counter(f['reason'] for f in frozen)
+    hook_error = None
     if hasattr(mutator, 'remove_hooks'):
-        mutator.remove_hooks()
+        try:
+            mutator.remove_hooks()
+        except Exception as e:  # report it, the tables are still valid
+            hook_error = f'DMSMutator.remove_hooks failed: {type(e).__name__}: {e}'
     return dict(
+        remove_hooks_error=hook_error,
         trace_seconds=trace_seconds,
         num_channel_units=len(channel_units),
         num_block_units=len(block_units),
@@ -318,19 +358,10 @@ def trace_model(model, x, call: Optional[Callable] = None) -> dict:
 
 
 def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + osp.basename(path) + '.',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``
+    (``mmdms.utils.atomic_write_text``: a reader never sees a half-written file)."""
+    from mmdms.utils import atomic_write_text
+    atomic_write_text(path, text)
 
 
 def _short_layers(layers: List[str], limit: int = 4) -> str:
@@ -373,6 +404,8 @@ def print_report(result: dict, max_rows: int = 0, file=None) -> None:
         console.print(table)
         if result.get('unsupported_ops'):
             console.print(f"unsupported ops: {result['unsupported_ops']}")
+        if result.get('remove_hooks_error'):
+            console.print(result['remove_hooks_error'])
         console.print(totals)
         return
     out = file or sys.stdout
@@ -385,6 +418,8 @@ def print_report(result: dict, max_rows: int = 0, file=None) -> None:
         print(f"  {f['group']:<50} {f['size']:>6}  {f['reason']}", file=out)
     if result.get('unsupported_ops'):
         print(f"unsupported ops: {result['unsupported_ops']}", file=out)
+    if result.get('remove_hooks_error'):
+        print(result['remove_hooks_error'], file=out)
     print(totals, file=out)
 
 
@@ -414,6 +449,9 @@ def parse_args(argv=None):
     parser.add_argument('--scope', default='auto', choices=('auto', ) + SCOPES)
     parser.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
                         help='override config entries, e.g. model.backbone.arch=31B')
+    parser.add_argument('--two-stage-call', choices=('fixed_proposals', 'tensor'),
+                        default='fixed_proposals', help='how two-stage detectors are run (see '
+                        'make_call)')
     parser.add_argument('--out', default=None, help='write the tables as JSON here')
     parser.add_argument('--max-rows', type=int, default=0, help='print at most this many rows '
                         'per table (0: all; the JSON always has all)')
@@ -433,7 +471,8 @@ def main(argv=None) -> dict:
     requested = args.input_shape
     if requested is not None and len(requested) == 3:
         requested = [1] + list(requested)
-    shape, call, note = resolve_input_shape(model, cfg, scope, requested)
+    shape, call, note = resolve_input_shape(model, cfg, scope, requested,
+                                            two_stage=args.two_stage_call)
     x = example_input(shape)
     result = dict(config=args.config, scope=scope, input_shape=list(shape), input_note=note,
                   cfg_options=cfg_options)

@@ -17,10 +17,12 @@ configs are included.
 
 # name, config, optional: cfg_options (merged into the config), input_shape, note
 MMPRETRAIN = [
-    dict(name='beit-base', config='mmpretrain::beit/benchmarks/beit-base-p16_8xb128-coslr-100e_in1k.py',
+    dict(name='beit-base',
+         config='mmpretrain::beit/benchmarks/beit-base-p16_8xb128-coslr-100e_in1k.py',
          note='self-supervised family; fine-tune config (BEiT-ViT backbone)'),
     dict(name='clip-vit-base-p16', config='mmpretrain::clip/vit-base-p16_pt-64xb64_in1k.py'),
-    dict(name='conformer-tiny-p16', config='mmpretrain::conformer/conformer-tiny-p16_8xb128_in1k.py'),
+    dict(name='conformer-tiny-p16',
+         config='mmpretrain::conformer/conformer-tiny-p16_8xb128_in1k.py'),
     dict(name='convmixer-768-32', config='mmpretrain::convmixer/convmixer-768-32_10xb64_in1k.py'),
     dict(name='convnext-tiny', config='mmpretrain::convnext/convnext-tiny_32xb128_in1k.py'),
     dict(name='convnext-v2-atto', config='mmpretrain::convnext_v2/convnext-v2-atto_32xb32_in1k.py'),
@@ -37,15 +39,20 @@ MMPRETRAIN = [
          config='mmpretrain::efficientnet_v2/efficientnetv2-b0_8xb32_in1k.py'),
     dict(name='eva-l-p14', config='mmpretrain::eva/eva-l-p14_8xb16_in1k-196px.py',
          note='smallest EVA classification config is ViT-L (304M params)'),
-    dict(name='eva02-tiny-p14', config='mmpretrain::eva02/eva02-tiny-p14_in1k.py'),
+    dict(name='eva02-tiny-p14', config='mmpretrain::eva02/eva02-tiny-p14_in1k.py',
+         note='no depth units: both residual branches of a layer end in the same `drop_path` '
+         'module (the tracer wants a branch module called once); attention by matmul (no head '
+         'units) over 577 tokens at 336x336 keeps much of the FLOPs'),
     dict(name='hivit-tiny-p16', config='mmpretrain::hivit/hivit-tiny-p16_16xb64_in1k.py'),
     dict(name='hornet-tiny', config='mmpretrain::hornet/hornet-tiny_8xb128_in1k.py'),
     dict(name='hrnet-w18', config='mmpretrain::hrnet/hrnet-w18_4xb32_in1k.py'),
     dict(name='inception-v3', config='mmpretrain::inception_v3/inception-v3_8xb32_in1k.py'),
     dict(name='levit-128s', config='mmpretrain::levit/levit-128s_8xb256_in1k.py'),
-    dict(name='mixmim-base', config='mmpretrain::mixmim/benchmarks/mixmim-base_8xb128-coslr-100e_in1k.py',
+    dict(name='mixmim-base',
+         config='mmpretrain::mixmim/benchmarks/mixmim-base_8xb128-coslr-100e_in1k.py',
          note='self-supervised family; fine-tune config (MixMIM backbone)'),
-    dict(name='mlp-mixer-base-p16', config='mmpretrain::mlp_mixer/mlp-mixer-base-p16_64xb64_in1k.py'),
+    dict(name='mlp-mixer-base-p16',
+         config='mmpretrain::mlp_mixer/mlp-mixer-base-p16_64xb64_in1k.py'),
     dict(name='mobilenet-v2', config='mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py'),
     dict(name='mobilenet-v3-small-050',
          config='mmpretrain::mobilenet_v3/mobilenet-v3-small-050_8xb128_in1k.py'),
@@ -70,8 +77,10 @@ MMPRETRAIN = [
     dict(name='revvit-small', config='mmpretrain::revvit/revvit-small_8xb256_in1k.py'),
     dict(name='riformer-s12', config='mmpretrain::riformer/riformer-s12_8xb128_in1k.py'),
     dict(name='seresnet50', config='mmpretrain::seresnet/seresnet50_8xb32_in1k.py'),
-    dict(name='shufflenet-v1-1x', config='mmpretrain::shufflenet_v1/shufflenet-v1-1x_16xb64_in1k.py'),
-    dict(name='shufflenet-v2-1x', config='mmpretrain::shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py'),
+    dict(name='shufflenet-v1-1x',
+         config='mmpretrain::shufflenet_v1/shufflenet-v1-1x_16xb64_in1k.py'),
+    dict(name='shufflenet-v2-1x',
+         config='mmpretrain::shufflenet_v2/shufflenet-v2-1x_16xb64_in1k.py'),
     dict(name='swin-tiny', config='mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'),
     dict(name='swinv2-tiny-w8',
          config='mmpretrain::swin_transformer_v2/swinv2-tiny-w8_16xb64_in1k-256px.py'),
@@ -82,7 +91,8 @@ MMPRETRAIN = [
     dict(name='van-tiny', config='mmpretrain::van/van-tiny_8xb128_in1k.py'),
     dict(name='vgg11', config='mmpretrain::vgg/vgg11_8xb32_in1k.py'),
     dict(name='vig-tiny', config='mmpretrain::vig/vig-tiny_8xb128_in1k.py'),
-    dict(name='vit-base-p16', config='mmpretrain::vision_transformer/vit-base-p16_32xb128-mae_in1k.py'),
+    dict(name='vit-base-p16',
+         config='mmpretrain::vision_transformer/vit-base-p16_32xb128-mae_in1k.py'),
     dict(name='wide-resnet50', config='mmpretrain::wrn/wide-resnet50_8xb32_in1k.py'),
     dict(name='xcit-nano-12-p8', config='mmpretrain::xcit/xcit-nano-12-p8_8xb128_in1k.py'),
 ]
@@ -91,7 +101,19 @@ MMDET = [
     dict(name='retinanet-r50', config='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'),
     dict(name='fcos-r50', config='mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'),
     dict(name='faster-rcnn-r50', config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-         note='tensor mode with DetDataSample metas (the RPN predicts proposals)'),
+         input_shape=[1, 3, 512, 512],
+         note='run as backbone+neck, raw RPN outputs and the RoI head on 64 fixed proposals '
+         '(sides 6-94% of the image, so that at 512x512 every RoI level gets boxes, as with '
+         "COCO-sized inputs): in tensor mode (model(x, samples, mode='tensor')) the RPN's "
+         'top-k/NMS reorders exactly tied scores of the untrained RPN on 1e-7 differences, so '
+         'masked and exported outputs are different boxes'),
+    dict(name='faster-rcnn-r50@256', config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+         note='fixed proposals at 256x256: RoI level 3 (boxes >= 448 px) stays empty, so '
+         "mmdet's `feats[3].sum() * 0.` runs and freezes the FPN width by accident"),
+    dict(name='faster-rcnn-r50(tensor)',
+         config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', two_stage_call='tensor',
+         note="model(x, samples, mode='tensor') as is, 256x256: outputs follow the RPN's "
+         'top-k/NMS order'),
     dict(name='atss-r50', config='mmdet::atss/atss_r50_fpn_1x_coco.py'),
 ]
 
@@ -109,8 +131,8 @@ ZOO = MMPRETRAIN + MMDET + MMYOLO
 TRACE_BENCHMARK = dict(name='resnet50@224', config='mmpretrain::resnet/resnet50_8xb32_in1k.py',
                        input_shape=[1, 3, 224, 224], limit_seconds=10.0)
 
-SSL_COVERED = 'self-supervised pretraining; its only ImageNet classification configs are benchmarks/ ' \
-              'linear-probe/fine-tune runs of a backbone already in the sweep'
+SSL_COVERED = ('self-supervised pretraining; its only ImageNet classification configs are '
+               'benchmarks/ linear-probe/fine-tune runs of a backbone already in the sweep')
 SKIPPED = {
     'arcface': 'metric learning: only an InShop image-retrieval config',
     'barlowtwins': SSL_COVERED + ' (ResNet-50)',

@@ -179,7 +179,11 @@ class DMSMutator(nn.Module):
     def _install(self, model: nn.Module) -> None:
         modules = dict(model.named_modules())
         self._handles.append(model.register_forward_pre_hook(self._reset_cache))
+        patched = set()  # a module shared by several sites (e.g. a head over FPN levels)
         for site in self.graph.trace.consumers:
+            if site.module in patched:
+                continue  # its input slot ties all sites' channels together: one mask fits all
+            patched.add(site.module)
             index = self._gather_index(site.nodes)
             if bool((index == index.max()).all()) and index.max() == self._num_channels():
                 continue  # nothing prunable reaches this layer
@@ -210,7 +214,7 @@ class DMSMutator(nn.Module):
     def remove_hooks(self) -> None:
         for handle in self._handles:
             if isinstance(handle, tuple):
-                del handle[1].forward  # back to the class forward
+                handle[1].__dict__.pop('forward', None)  # back to the class forward
             else:
                 handle.remove()
         self._handles.clear()

@@ -418,6 +418,11 @@ class ChannelTracer(TorchFunctionMode):
                 vec, f'{kind} weight {pname!r} is applied outside a standard '
                 f'{kind} module forward, so its input cannot be masked', kind, top_name)
             return
+        if kind == 'layer_norm' and type(module).forward is not nn.LayerNorm.forward:
+            self._freeze_shadow(
+                vec, f'{type(module).__name__} at {owner!r} overrides LayerNorm.forward, so its '
+                'statistics cannot be masked', kind, top_name)
+            return
         self.consumers.append(ConsumerSite(owner, kind, dim, vec))
 
     def _conv(self, name, args, kwargs, out):
@@ -658,9 +663,7 @@ class ChannelTracer(TorchFunctionMode):
         if name == 'view':
             shadow_out = shadow_args[0].reshape(*shadow_args[1:], **shadow_kwargs)
         elif name == 'pad':
-            shadow_kwargs.pop('mode', None)
-            shadow_kwargs['value'] = UNLABELLED
-            shadow_out = F.pad(shadow_args[0].contiguous(), *shadow_args[1:2], value=UNLABELLED)
+            shadow_out = self._pad_shadow(shadow_args[0], shadow_args[1], out)
         else:
             shadow_out = func(*shadow_args, **shadow_kwargs)
         src = shadow_args[0]
@@ -748,6 +751,18 @@ class ChannelTracer(TorchFunctionMode):
         if channel_positions(result) < channel_positions(src):
             self._freeze_shadow(src, f'{name} selects a subset of channels by position',
                                 name, self.current_module)
+
+    @staticmethod
+    def _pad_shadow(src: Tensor, pad: Sequence[int], out: Tensor) -> Tensor:
+        """Spatial padding keeps each channel's label on the new border; padding along a
+        dim that carries channels adds unlabelled entries (and is frozen by ``_check_pad``)."""
+        padded = [src.dim() - 1 - i for i in range(len(pad) // 2)]
+        if not any(_varies_along(src, d) for d in padded):
+            narrowed = src
+            for d in padded:
+                narrowed = narrowed.narrow(d, 0, 1)
+            return narrowed.expand(out.shape)
+        return F.pad(src.contiguous(), tuple(pad), value=UNLABELLED)
 
     def _check_pad(self, src, result, args):
         if src.dim() >= 2 and result.shape[1] != src.shape[1] and _varies_along(src, 1):

@@ -360,3 +360,67 @@ class KwargStages(nn.Module):
 def test_removed_block_accepts_the_callers_arguments():
     result = check_exact(KwargStages(), torch.randn(1, 3, 8, 8), keep_ratio=0.5, seeds=(0, 1))
     assert result['num_block_units'] == 1
+
+
+class PaddedDepthwise(nn.Module):
+    """EfficientNet-style 'same' padding before a depthwise conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.pw = conv_bn(3, 8, 1)
+        self.dw = nn.Conv2d(8, 8, 3, groups=8)
+        self.out = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.out(self.dw(F.pad(self.pw(x), (1, 1, 1, 1))))
+
+
+def test_spatial_padding_keeps_channels_prunable():
+    _, groups, sizes = discover(PaddedDepthwise(), torch.randn(1, 3, 8, 8))
+    assert sizes == {'pw.0': 8}
+    check_exact(PaddedDepthwise(), torch.randn(1, 3, 8, 8))
+
+
+class SharedHead(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 1)
+        self.b = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.a(x)), self.head(self.b(x))
+
+
+def test_module_shared_by_two_sites_masks_once_and_unhooks():
+    mutator, groups, sizes = discover(SharedHead(), torch.randn(1, 3, 4, 4))
+    assert sizes == {'a': 8}  # the shared weight ties both inputs into one unit
+    check_exact(SharedHead(), torch.randn(1, 3, 4, 4))
+    mutator.remove_hooks()
+    mutator.remove_hooks()  # idempotent
+
+
+class LayerNormWithFormat(nn.LayerNorm):
+
+    def forward(self, x, data_format='channel_last'):
+        return super().forward(x)
+
+
+class CustomNormNet(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.norm = LayerNormWithFormat(8)
+        self.fc2 = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc2(self.norm(self.fc1(x), data_format='channel_last'))
+
+
+def test_layer_norm_subclass_with_own_forward_is_frozen_not_broken():
+    mutator, groups, _ = discover(CustomNormNet(), torch.randn(2, 4))
+    assert groups == {}
+    assert any('overrides LayerNorm.forward' in f['reason']
+               for f in mutator.graph.frozen_report())
