@@ -1,5 +1,6 @@
 """DMSAlgorithm: resource loss, target schedule, gradient direction, FLOPs agreement."""
 import copy
+import math
 
 import pytest
 import torch
@@ -41,7 +42,7 @@ def test_bad_arguments_are_named():
 
 def test_resource_loss_is_log_ratio_above_target_only():
     alg = tiny_algorithm()
-    alg.set_target_ratio(1.0)
+    alg.set_target_ratio(1.0)  # during the decay: one-sided
     out = alg.resource_loss()
     assert float(out['loss_resource']) == 0.0
     assert float(out['resource_ratio']) == pytest.approx(1.0)
@@ -49,6 +50,29 @@ def test_resource_loss_is_log_ratio_above_target_only():
     out = alg.resource_loss()
     assert float(out['loss_resource']) == pytest.approx(torch.log(torch.tensor(2.0)).item(),
                                                         rel=1e-5)
+
+
+def test_hold_phase_loss_is_two_sided():
+    alg = tiny_algorithm(target_ratio=0.5)
+    g = torch.Generator().manual_seed(0)
+    for unit in alg.mutator.units:
+        unit.tracker.importance.copy_(torch.rand(unit.num_elements, generator=g))
+        unit.keep(max(1, round(0.3 * unit.num_elements)))  # well below the budget
+    alg.set_target_ratio(0.5)  # schedule finished: hold
+    out = alg.resource_loss()
+    ratio = float(out['resource_ratio'])
+    assert ratio < 0.5
+    assert float(out['loss_resource']) == pytest.approx(abs(math.log(ratio / 0.5)),
+                                                        rel=1e-4)
+    out['loss_resource'].backward()
+    assert all(float(u.ratio.grad) >= 0 for u in alg.mutator.units)  # push back towards 0.5
+    assert any(float(u.ratio.grad) > 0 for u in alg.mutator.units)
+    one_sided = tiny_algorithm(target_ratio=0.5, two_sided_hold=False)
+    for unit in one_sided.mutator.units:
+        unit.tracker.importance.copy_(torch.rand(unit.num_elements, generator=g))
+        unit.keep(max(1, round(0.3 * unit.num_elements)))
+    one_sided.set_target_ratio(0.5)
+    assert float(one_sided.resource_loss()['loss_resource']) == 0.0
 
 
 def test_ratios_follow_the_flops_gradient_without_task_loss():
