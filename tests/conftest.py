@@ -1,33 +1,9 @@
-"""Shared helpers for the test suite."""
+"""Fixtures for the test suite; plain helpers live in mmdms_testing.py."""
 import os.path as osp
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def tiny_search_cfg(work_dir, max_iters=4, batch_size=4):
-    """The CIFAR-10 search config shrunk to seconds: 8 base channels, tiny batches, no val."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'dms', 'resnet_dms_cifar10.py'))
-    cfg.work_dir = str(work_dir)
-    backbone = cfg.model.architecture.backbone
-    backbone.stem_channels = backbone.base_channels = 8
-    cfg.model.architecture.head.in_channels = 64
-    cfg.train_dataloader.batch_size = batch_size
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_dataloader.dataset.data_root = osp.join(REPO, 'data', 'cifar10')
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
-    cfg.param_scheduler.architecture[0].T_max = max_iters
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=2)
-    cfg.default_hooks.logger.interval = 1
-    cfg.custom_hooks = [dict(type='DMSSearchHook', interval=1, plot=False),
-                        dict(type='mmdms.SafeCheckpointHook')]
-    cfg.randomness = dict(seed=0, deterministic=False)
-    return cfg
+from mmdms_testing import REPO
 
 
 @pytest.fixture

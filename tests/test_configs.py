@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 
-from conftest import REPO
+from mmdms_testing import REPO
 from mmdms.export import save_structure
 from mmdms.utils import register_all_modules
 

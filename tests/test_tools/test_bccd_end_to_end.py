@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from mmdms_testing import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from mmdms_testing import REPO
 from mmdms.apis import prune_check
 from mmdms.export import apply_structure
 

@@ -6,7 +6,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from conftest import tiny_search_cfg  # noqa: E402
+from mmdms_testing import tiny_search_cfg  # noqa: E402
 
 
 def main():

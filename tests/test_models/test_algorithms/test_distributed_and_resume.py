@@ -9,7 +9,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from conftest import REPO, tiny_search_cfg
+from mmdms_testing import REPO, tiny_search_cfg
 from mmdms.registry import HOOKS
 from mmdms.utils import register_all_modules, setup_torch_load
 

@@ -16,7 +16,7 @@ register_all_modules(init_default_scope=False)
 
 
 def tiny_algorithm(target_ratio=0.5, **kwargs):
-    from conftest import REPO
+    from mmdms_testing import REPO
     cfg = Config.fromfile(f'{REPO}/configs/dms/resnet_dms_cifar10.py')
     arch = cfg.model.architecture
     arch.backbone.stem_channels = arch.backbone.base_channels = 8
