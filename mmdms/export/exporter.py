@@ -108,7 +108,7 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
 
     shape = tuple(input_shape or algorithm.input_shape)
     call = algorithm._call_tensor
-    before = count_complexity(_unpruned(algorithm), torch.randn(*shape),
+    before = count_complexity(algorithm.unmasked_architecture().eval(), torch.randn(*shape),
                               lambda m, x: call(m, x))
     after = count_complexity(pruned, torch.randn(*shape), lambda m, x: call(m, x))
     summary = structure_summary(algorithm)
@@ -131,12 +131,3 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
     plot_structure(summary, osp.join(out_dir, 'structure.png'), title='Exported structure')
     return summary
 
-
-def _unpruned(algorithm):
-    """The wrapped model with the search weights and no masks (for the 'before' count)."""
-    from mmdms.models.algorithms.dms_algorithm import build_architecture
-    model = build_architecture(algorithm._architecture_cfg)
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(model)
-    model.load_state_dict(algorithm.architecture.state_dict())
-    return model.eval()

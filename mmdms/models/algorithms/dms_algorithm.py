@@ -195,11 +195,14 @@ class DMSAlgorithm(BaseModel):
     def structure(self) -> dict:
         return self.mutator.structure()
 
-    def export_architecture(self) -> nn.Module:
-        """A physically pruned copy of the wrapped model (original classes, no hooks)."""
+    def unmasked_architecture(self) -> nn.Module:
+        """A fresh copy of the wrapped model with the current weights and no mask hooks."""
         clean = build_architecture(self._architecture_cfg)
         if not self.distributed:
             clean = revert_sync_batchnorm(clean)
         clean.load_state_dict(self.architecture.state_dict())
-        pruned = apply_structure(clean, self.structure())
-        return pruned
+        return clean
+
+    def export_architecture(self) -> nn.Module:
+        """A physically pruned copy of the wrapped model (original classes, no hooks)."""
+        return apply_structure(self.unmasked_architecture(), self.structure())

@@ -687,7 +687,6 @@ class ChannelTracer(TorchFunctionMode):
             if len(src_list) == 1 and isinstance(args[0], Tensor) and \
                     id(args[0]) in self.nonnegative:
                 self.nonnegative.add(id(t))
-        del src_list
 
     def _align_concatenated(self, args, kwargs, pieces):
         """Concatenating along a token/batch/spatial dim puts the same channels side by side
