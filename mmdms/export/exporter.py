@@ -3,13 +3,14 @@ import copy
 import json
 import os
 import os.path as osp
+import shutil
 import tempfile
 from typing import Optional
 
 import torch
 from mmengine.config import Config
 
-from mmdms.utils.fileio import atomic_write, atomic_write_text
+from mmdms.utils.fileio import atomic_write_text
 from .structure import save_structure
 
 
@@ -42,6 +43,13 @@ def load_dms_state(algorithm, checkpoint_path: str) -> dict:
     if not any(k.startswith('mutator.') and k.endswith('.ratio') for k in state):
         raise ExportError(f'{checkpoint_path!r} has no DMS state (no "mutator.*.ratio" keys): '
                           'export needs a checkpoint written by a DMS search')
+    own = algorithm.state_dict()
+    mismatched = [f'{k}: {tuple(v.shape)} in the checkpoint, {tuple(own[k].shape)} in the '
+                  'config' for k, v in state.items()
+                  if k in own and hasattr(v, 'shape') and v.shape != own[k].shape]
+    if mismatched:
+        raise ExportError(f'{checkpoint_path!r} does not match the config: {len(mismatched)} '
+                          f'tensors have other shapes, e.g. {"; ".join(mismatched[:3])}')
     missing, unexpected = algorithm.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ExportError(f'{checkpoint_path!r} does not match the config: missing keys '
@@ -82,10 +90,70 @@ def pruned_config(search_cfg: Config, structure_file: str = 'structure.json') ->
     return cfg
 
 
+def parse_budget(value) -> float:
+    """``0.5``, ``'50%'`` (fractions of the supernet) or ``'4.1G'``/``'300M'`` (absolute)."""
+    text = str(value).strip()
+    scale = {'%': 0.01, 'K': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12}.get(text[-1:].upper())
+    try:
+        number = float(text[:-1] if scale else text) * (scale or 1.0)
+    except ValueError:
+        raise ExportError(f'cannot read the budget {value!r}: use a fraction (0.5), a '
+                          'percentage (50%) or an absolute count (4.1G, 300M)') from None
+    if number <= 0:
+        raise ExportError(f'the budget must be positive, got {value!r}')
+    return number
+
+
+def fit_structure(algorithm, target_flops=None, divisor: int = 1,
+                  tolerance: float = 0.01) -> Optional[dict]:
+    """Rescale the searched widths to ``target_flops`` and/or round them to ``divisor``.
+
+    Returns the :func:`scale_to_budget` report (None when neither option is given).
+    """
+    from mmdms.models.mutators import BudgetError, round_to_multiples, scale_to_budget
+    mutator = algorithm.mutator
+    mutator.set_mode('hard')
+    try:
+        if target_flops is None:
+            if divisor > 1:
+                round_to_multiples(mutator, divisor)
+            return None
+        target = parse_budget(target_flops)
+        original = mutator.original_resources['flops']
+        ratio = target if target <= 1.0 else target / original
+        if ratio > 1.0:
+            raise ExportError(f'--target-flops {target_flops} is more than the supernet\'s '
+                              f'{original / 1e6:.2f} MFLOPs at input {algorithm.input_shape}')
+        return scale_to_budget(mutator, ratio, 'flops', divisor=divisor, tolerance=tolerance)
+    except BudgetError as e:
+        raise ExportError(str(e)) from None
+
+
+def _write_all(out_dir: str, writers: dict) -> None:
+    """Write every file into a staging folder inside ``out_dir``, then move them into place:
+    a failure in any writer leaves ``out_dir`` as it was (no partial export)."""
+    staging = tempfile.mkdtemp(prefix='.export-', dir=out_dir)
+    try:
+        for name, write in writers.items():
+            write(osp.join(staging, name))
+        for name in writers:
+            os.replace(osp.join(staging, name), osp.join(out_dir, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export_pruned(config: str, checkpoint: str, out_dir: str,
-                  input_shape: Optional[tuple] = None) -> dict:
+                  input_shape: Optional[tuple] = None, target_flops=None,
+                  divisor: int = 1, tolerance: float = 0.01) -> dict:
     """Write ``pruned.pth``, ``structure.json``, ``pruned_config.py``, ``summary.json`` and
-    ``structure.png`` to ``out_dir``; every file is written to a temporary name first."""
+    ``structure.png`` to ``out_dir`` -- all or nothing.
+
+    Args:
+        target_flops: rescale the searched widths to this budget before export: a fraction
+            of the supernet's FLOPs (``0.5``, ``'50%'``) or an absolute count (``'4.1G'``),
+            reached within ``tolerance`` (relative) where the widths allow it.
+        divisor: round every width to a multiple of it (e.g. 8 for hardware efficiency).
+    """
     from mmdms.analysis import count_complexity
     from mmdms.engine.hooks import structure_summary
     from mmdms.registry import MODELS
@@ -93,6 +161,8 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
     from mmdms.visualization import plot_structure
 
     register_all_modules(init_default_scope=False)
+    if divisor < 1:
+        raise ExportError(f'--divisor must be >= 1, got {divisor}')
     check_writable(out_dir)
     cfg = Config.fromfile(config)
     if cfg.model.get('type') not in ('DMSAlgorithm', 'mmdms.DMSAlgorithm'):
@@ -103,6 +173,9 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
         algorithm = MODELS.build(cfg.model)
     meta = load_dms_state(algorithm, checkpoint).get('meta', {})
     algorithm.eval()
+    searched_ratio = float(algorithm.mutator.resources(hard=True)['flops']) / \
+        algorithm.mutator.original_resources['flops']
+    fit = fit_structure(algorithm, target_flops, divisor, tolerance)
     structure = algorithm.structure()
     pruned = algorithm.export_architecture().eval()
 
@@ -118,16 +191,19 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
         exported=dict(flops=after['flops'], params=after['params']),
         exported_flops_ratio=after['flops'] / before['flops'],
         exported_params_ratio=after['params'] / before['params'],
+        searched_flops_ratio=searched_ratio, divisor=divisor,
         search_iter=meta.get('iter'))
+    if fit is not None:
+        summary.update(target_flops_ratio=fit['target_ratio'], width_scale=fit['scale'],
+                       within_tolerance=fit['within_tolerance'])
 
-    save_structure(structure, osp.join(out_dir, 'structure.json'))
-    atomic_write(osp.join(out_dir, 'pruned.pth'), lambda p: torch.save(
-        dict(state_dict=pruned.state_dict(), meta=dict(exported_from=osp.basename(checkpoint))),
-        p))
-    atomic_write(osp.join(out_dir, 'pruned_config.py'),
-                  lambda p: pruned_config(cfg).dump(p))
-
-    atomic_write_text(osp.join(out_dir, 'summary.json'), json.dumps(summary, indent=1))
-    plot_structure(summary, osp.join(out_dir, 'structure.png'), title='Exported structure')
+    _write_all(out_dir, {
+        'structure.json': lambda p: save_structure(structure, p),
+        'pruned.pth': lambda p: torch.save(
+            dict(state_dict=pruned.state_dict(),
+                 meta=dict(exported_from=osp.basename(checkpoint))), p),
+        'pruned_config.py': lambda p: pruned_config(cfg).dump(p),
+        'summary.json': lambda p: atomic_write_text(p, json.dumps(summary, indent=1)),
+        'structure.png': lambda p: plot_structure(summary, p, title='Exported structure'),
+    })
     return summary
-
