@@ -19,6 +19,22 @@ from mmdms.utils import (add_safe_checkpoint_hook, init_cpu_distributed,  # noqa
                          setup_torch_load)
 
 
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: AmpOptimWrapper for the weights. A DMS search config keeps two wrappers
+    (``DMSOptimWrapperConstructor``): AMP goes on the weights' one; the search step unscales
+    the mask and ratio gradients itself (see ``dms_train_step``)."""
+    optim = cfg.optim_wrapper
+    if optim.get('constructor') in ('DMSOptimWrapperConstructor',
+                                    'mmdms.DMSOptimWrapperConstructor'):
+        optim = optim.get('architecture') or optim['mutator']
+    if optim.get('type', 'OptimWrapper') in ('OptimWrapper', 'AmpOptimWrapper'):
+        optim['type'] = 'AmpOptimWrapper'
+        optim.setdefault('loss_scale', 'dynamic')
+    else:
+        raise ValueError(f'--amp: optim_wrapper type {optim["type"]!r} is not OptimWrapper; '
+                         'set an AMP wrapper in the config instead')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model with MMEngine (mmdms)')
     parser.add_argument('config', help='train config file path')
@@ -53,10 +69,7 @@ def merge_args(cfg, args):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'OptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        enable_amp(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -54,14 +54,31 @@ def dms_train_step(caller: nn.Module, algorithm: 'DMSAlgorithm', data,
         data = algorithm.data_preprocessor(data, True)
         losses = caller._run_forward(data, mode='loss')
     parsed_loss, log_vars = algorithm.parse_losses(losses)
+    scale = loss_scale(main)  # read before update_params: the scaler updates it after stepping
     main.update_params(parsed_loss)
-    algorithm.mutator.update_importance(reduce_across_ranks=algorithm.distributed)
     mutator_wrapper = wrappers.get('mutator')
+    # AMP: the mask and ratio gradients carry the loss scale; a step with inf/NaN gradients
+    # (skipped by the weights' GradScaler) must not reach importance or ratios either
+    finite = algorithm.mutator.unscale_grads(scale) if scale != 1.0 else True
+    if finite:
+        algorithm.mutator.update_importance(reduce_across_ranks=algorithm.distributed)
+    else:
+        algorithm.mutator.discard_grads()
     if mutator_wrapper is not None and mutator_wrapper is not main and main.should_update():
-        mutator_wrapper.step()
+        if finite:
+            mutator_wrapper.step()
         mutator_wrapper.zero_grad()
     algorithm.mutator.clamp_ratios()
     return log_vars
+
+
+def loss_scale(optim_wrapper: OptimWrapper) -> float:
+    """The loss scale an ``AmpOptimWrapper`` multiplies the loss by (1 without AMP, or when
+    its GradScaler is disabled, e.g. on CPU where autocast runs bfloat16 unscaled)."""
+    scaler = getattr(optim_wrapper, 'loss_scaler', None)
+    if scaler is None or not scaler.is_enabled():
+        return 1.0
+    return float(scaler.get_scale())
 
 
 @MODELS.register_module()
@@ -163,8 +180,9 @@ class DMSAlgorithm(BaseModel):
             loss = self.loss_weight * log_ratio.abs()
         else:
             loss = self.loss_weight * torch.clamp(log_ratio, min=0.0)
-        return dict(loss_resource=loss,
-                    resource_ratio=(soft / original).detach(),
+        # counts are float64 (exact integers); the loss joins the task losses in float32
+        return dict(loss_resource=loss.float(),
+                    resource_ratio=(soft / original).detach().float(),
                     target_ratio=self.current_target_ratio.detach().clone())
 
     # ------------------------------------------------------------------ forward

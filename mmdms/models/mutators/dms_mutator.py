@@ -13,30 +13,76 @@ from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 from .resource_model import ResourceModel, build_terms
 
 
-def _weight_masked_forward(module: nn.Module, mask_fn: Callable[[], Tensor]):
-    """Conv/Linear forward with the mask on the weight's input dimension.
+class _MaskSource:
+    """What a patched layer needs to fetch its mask: the mutator and an index into its flat
+    mask vector. Stored in the layer's ``__dict__`` (not a closure), so ``copy.deepcopy`` of
+    the whole model (EMA, model soups) points the copy's layers at the copy's mutator."""
 
-    ``conv(x * m, W) == conv(x, W * m)``: identical results and gradients for ``m``, but the
-    product touches the small weight instead of a whole activation tensor.
+    def __init__(self, mutator: 'DMSMutator', index: Tensor):
+        self.mutator = mutator
+        self.index = index
+
+    def __call__(self) -> Tensor:
+        flat = self.mutator._masks()['flat']
+        if self.index.device != flat.device:
+            self.index = self.index.to(flat.device)
+        return flat[self.index]
+
+
+MASK_ATTR = '_dms_mask_source'
+BLOCK_ATTR = '_dms_block_source'
+
+
+def _weight_masked_linear(self, x):
+    """``linear(x * m, W) == linear(x, W * m)``: identical results and gradients for ``m``, but
+    the product touches the small weight instead of a whole activation tensor."""
+    mask = getattr(self, MASK_ATTR)().to(self.weight.dtype)
+    return F.linear(x, self.weight * mask, self.bias)
+
+
+def _weight_masked_conv(self, x):
+    """The conv version of :func:`_weight_masked_linear` (mask on the input-channel dim)."""
+    mask = getattr(self, MASK_ATTR)().to(self.weight.dtype)
+    shape = [1, -1] + [1] * (self.weight.dim() - 2)
+    return self._conv_forward(x, self.weight * mask.view(shape), self.bias)
+
+
+def _input_mask_hook(module, args):
+    """Fallback for layers with their own forward: mask the input activation itself."""
+    x = args[0]
+    dim = module.__dict__['_dms_mask_dim']
+    shape = [1] * x.dim()
+    shape[dim] = x.shape[dim]
+    mask = getattr(module, MASK_ATTR)().to(x.dtype).view(shape)
+    return (x * mask, ) + tuple(args[1:])
+
+
+def _block_mask_hook(module, args, output):
+    """``x + m_b * f(x)``: scale the output of the module that produces ``f(x)``."""
+    mutator, unit_idx, element = getattr(module, BLOCK_ATTR)
+    return output * mutator._masks()['block'][unit_idx][element].to(output.dtype)
+
+
+def _stock_forwards() -> tuple:
+    """Forwards that compute exactly ``F.linear`` / ``conv`` of the module's own weight.
+
+    mmcv's ``Linear``/``Conv2d``/``Conv3d`` wrappers (mmpretrain's FFN layers, ``ConvModule``
+    built with ``type='Conv'``) only special-case empty inputs on torch < 1.5, so they qualify;
+    anything else keeps an input-mask hook (a multiply of the whole activation).
     """
-    if isinstance(module, nn.Linear):
-
-        def forward(self, x):
-            return F.linear(x, self.weight * mask_fn().to(self.weight.dtype), self.bias)
-    else:
-
-        def forward(self, x):
-            m = mask_fn().to(self.weight.dtype)
-            shape = [1, -1] + [1] * (self.weight.dim() - 2)
-            return self._conv_forward(x, self.weight * m.view(shape), self.bias)
-
-    return types.MethodType(forward, module)
+    forwards = [nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward, nn.Linear.forward]
+    try:
+        from mmcv.cnn.bricks import wrappers
+        forwards += [wrappers.Linear.forward, wrappers.Conv2d.forward, wrappers.Conv3d.forward]
+    except ImportError:  # mmcv is optional for plain PyTorch models
+        pass
+    return tuple(forwards)
 
 
-STOCK_FORWARDS = (nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward, nn.Linear.forward)
+STOCK_FORWARDS = _stock_forwards()
 
 
-def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
+def _masked_layer_norm(self, x):
     """LayerNorm whose statistics cover only the kept channels, so a hard-masked LayerNorm
     equals the physically smaller one exactly.
 
@@ -44,31 +90,27 @@ def _masked_layer_norm(module: nn.LayerNorm, mask_fn: Callable[[], Tensor]):
     every consumer masks them anyway). Soft masks weight the statistics by the mask, with the
     weighted sums as matrix-vector products rather than element-wise reductions.
     """
-
-    def forward(self, x):
-        m = mask_fn().to(x.dtype)
-        if not m.requires_grad and bool(((m == 0) | (m == 1)).all()):
-            kept = torch.nonzero(m).flatten()
-            if kept.numel() == m.numel():
-                return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-            out = x.new_zeros(x.shape)
-            out[..., kept] = F.layer_norm(
-                x.index_select(-1, kept), (kept.numel(), ),
-                None if self.weight is None else self.weight.index_select(0, kept),
-                None if self.bias is None else self.bias.index_select(0, kept), self.eps)
-            return out
-        total = m.sum().clamp_min(1e-6)
-        mean = torch.matmul(x, m).unsqueeze(-1) / total
-        var = (torch.matmul(x * x, m).unsqueeze(-1) / total - mean * mean).clamp_min(0)
-        y = (x - mean) * torch.rsqrt(var + self.eps)
-        if self.weight is not None:
-            y = torch.addcmul(self.bias, y, self.weight) if self.bias is not None \
-                else y * self.weight
-        elif self.bias is not None:
-            y = y + self.bias
-        return y
-
-    return types.MethodType(forward, module)
+    m = getattr(self, MASK_ATTR)().to(x.dtype)
+    if not m.requires_grad and bool(((m == 0) | (m == 1)).all()):
+        kept = torch.nonzero(m).flatten()
+        if kept.numel() == m.numel():
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        out = x.new_zeros(x.shape)
+        out[..., kept] = F.layer_norm(
+            x.index_select(-1, kept), (kept.numel(), ),
+            None if self.weight is None else self.weight.index_select(0, kept),
+            None if self.bias is None else self.bias.index_select(0, kept), self.eps)
+        return out
+    total = m.sum().clamp_min(1e-6)
+    mean = torch.matmul(x, m).unsqueeze(-1) / total
+    var = (torch.matmul(x * x, m).unsqueeze(-1) / total - mean * mean).clamp_min(0)
+    y = (x - mean) * torch.rsqrt(var + self.eps)
+    if self.weight is not None:
+        y = torch.addcmul(self.bias, y, self.weight) if self.bias is not None \
+            else y * self.weight
+    elif self.bias is not None:
+        y = y + self.bias
+    return y
 
 
 @MODELS.register_module()
@@ -144,7 +186,8 @@ class DMSMutator(nn.Module):
                     DTopkHeadUnit(site.num_heads, site.module, **self.head_unit_cfg,
                                   **unit_kwargs))
         compute, params = build_terms(trace, self._gather_index, self._block_index, model)
-        self.resource_model = ResourceModel(compute, params)
+        self.resource_model = ResourceModel(compute, params,
+                                            [u.num_elements for u in self.block_units])
         with torch.no_grad():
             self.original_resources = {
                 k: float(v) for k, v in self.resource_model(
@@ -177,8 +220,15 @@ class DMSMutator(nn.Module):
         return index
 
     def _install(self, model: nn.Module) -> None:
+        """Patch the consumers of prunable channels and the branches of removable blocks.
+
+        Everything a patched layer needs lives in its ``__dict__`` (see :class:`_MaskSource`)
+        and every hook is a module-level function, so a deep copy of the model is a working,
+        independent supernet. ``self._handles`` records ``(module, kind, key)`` for removal.
+        """
         modules = dict(model.named_modules())
-        self._handles.append(model.register_forward_pre_hook(self._reset_cache))
+        handle = model.register_forward_pre_hook(self._reset_cache)
+        self._handles.append((model, '_forward_pre_hooks', handle.id))
         patched = set()  # a module shared by several sites (e.g. a head over FPN levels)
         for site in self.graph.trace.consumers:
             if site.module in patched:
@@ -188,35 +238,40 @@ class DMSMutator(nn.Module):
             if bool((index == index.max()).all()) and index.max() == self._num_channels():
                 continue  # nothing prunable reaches this layer
             module = modules[site.module]
-            mask_fn = self._consumer_mask_fn(index)
+            module.__dict__[MASK_ATTR] = _MaskSource(self, index)
             if site.kind == 'layer_norm':
-                module.forward = _masked_layer_norm(module, mask_fn)
-                self._handles.append(('forward', module))
-            elif type(module).forward in STOCK_FORWARDS and \
-                    getattr(module, 'groups', 1) == 1:
-                module.forward = _weight_masked_forward(module, mask_fn)
-                self._handles.append(('forward', module))
+                forward = _masked_layer_norm
+            elif type(module).forward in STOCK_FORWARDS and getattr(module, 'groups', 1) == 1:
+                forward = _weight_masked_linear if isinstance(module, nn.Linear) \
+                    else _weight_masked_conv
             else:
-                self._handles.append(
-                    module.register_forward_pre_hook(self._input_mask_hook(mask_fn, site.dim)))
+                forward = None
+                module.__dict__['_dms_mask_dim'] = site.dim
+                handle = module.register_forward_pre_hook(_input_mask_hook)
+                self._handles.append((module, '_forward_pre_hooks', handle.id))
+            if forward is not None:
+                module.forward = types.MethodType(forward, module)
+                self._handles.append((module, '__dict__', 'forward'))
+            self._handles.append((module, '__dict__', MASK_ATTR))
         for block in self.graph.trace.blocks:
             if block.module not in self._block_index:
                 continue
             unit_idx, element = self._block_index[block.module]
             for branch in block.branches:
-                self._handles.append(modules[branch].register_forward_hook(
-                    self._block_mask_hook(unit_idx, element)))
+                module = modules[branch]
+                module.__dict__[BLOCK_ATTR] = (self, unit_idx, element)
+                handle = module.register_forward_hook(_block_mask_hook)
+                self._handles.append((module, '_forward_hooks', handle.id))
+                self._handles.append((module, '__dict__', BLOCK_ATTR))
 
     def _num_channels(self) -> int:
         """Length of the concatenated channel and head masks (the index of the constant 1)."""
         return sum(u.num_elements for u in list(self.channel_units) + list(self.head_units))
 
     def remove_hooks(self) -> None:
-        for handle in self._handles:
-            if isinstance(handle, tuple):
-                handle[1].__dict__.pop('forward', None)  # back to the class forward
-            else:
-                handle.remove()
+        """Give every patched layer back its class forward and drop the mask hooks."""
+        for module, where, key in self._handles:
+            getattr(module, where).pop(key, None)
         self._handles.clear()
 
     # ------------------------------------------------------------------ masks at run time
@@ -237,35 +292,6 @@ class DMSMutator(nn.Module):
             flat = torch.cat(channel + head + [torch.ones(1, device=device)])
             self._cache = dict(channel=channel, block=block, head=head, flat=flat)
         return self._cache
-
-    def _consumer_mask_fn(self, index: Tensor) -> Callable[[], Tensor]:
-        holder = {'index': index}
-
-        def mask_fn():
-            flat = self._masks()['flat']
-            if holder['index'].device != flat.device:
-                holder['index'] = holder['index'].to(flat.device)
-            return flat[holder['index']]
-
-        return mask_fn
-
-    @staticmethod
-    def _input_mask_hook(mask_fn: Callable[[], Tensor], dim: int):
-
-        def hook(module, args):
-            x = args[0]
-            shape = [1] * x.dim()
-            shape[dim] = x.shape[dim]
-            return (x * mask_fn().to(x.dtype).view(shape), ) + tuple(args[1:])
-
-        return hook
-
-    def _block_mask_hook(self, unit_idx: int, element: int):
-
-        def hook(module, args, output):
-            return output * self._masks()['block'][unit_idx][element].to(output.dtype)
-
-        return hook
 
     def resources(self, hard: bool = False) -> Dict[str, Tensor]:
         """Current FLOPs and params: straight-through soft counts (differentiable in every
@@ -297,6 +323,24 @@ class DMSMutator(nn.Module):
         masks = self._cache['channel'] + self._cache['block'] + self._cache['head']
         for unit, mask in zip(self.units, masks):
             unit.tracker.update_from_mask(mask, mask.grad, reduce_across_ranks)
+        self._cache = None
+
+    @torch.no_grad()
+    def unscale_grads(self, scale: float) -> bool:
+        """Divide the gradients of this step's masks and of the ratios by an AMP loss scale;
+        return whether all of them are finite."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if self._cache is not None:
+            grads += [m.grad for key in ('channel', 'block', 'head') for m in self._cache[key]
+                      if m.grad is not None]
+        finite = True
+        for grad in grads:
+            grad.div_(scale)
+            finite = finite and bool(torch.isfinite(grad).all())
+        return finite
+
+    def discard_grads(self) -> None:
+        """Forget this step's mask gradients (a skipped AMP step must not update importance)."""
         self._cache = None
 
     def clamp_ratios(self) -> None:

@@ -64,13 +64,24 @@ def differentiable_topk(importance: Tensor,
     if importance.dim() == 0:
         raise ValueError('differentiable_topk expects importances of shape (..., N), '
                          'got a 0-dim tensor')
-    n = importance.shape[-1]
-    normalized = normalize_importance(importance)
-    ratio = ratio.to(importance.dtype)
-    if ratio.dim() > 0 and importance.dim() > 1:
-        ratio = ratio.reshape(ratio.shape + (1, ) * (importance.dim() - ratio.dim()))
+    return topk_mask_from_ranks(normalize_importance(importance), is_cold_start(importance),
+                                ratio, lambda_scale)
+
+
+def topk_mask_from_ranks(normalized: Tensor, cold_start: Tensor, ratio: Tensor,
+                         lambda_scale: float = 1.0) -> Tensor:
+    """:func:`differentiable_topk` from precomputed ranks (:func:`normalize_importance`) and
+    cold-start flags (:func:`is_cold_start`).
+
+    Ranks change only when importance does (once per iteration), while the mask is needed
+    by the forward and again by the resource loss: units cache the ranks and call this.
+    """
+    n = normalized.shape[-1]
+    ratio = ratio.to(normalized.dtype)
+    if ratio.dim() > 0 and normalized.dim() > 1:
+        ratio = ratio.reshape(ratio.shape + (1, ) * (normalized.dim() - ratio.dim()))
     soft = torch.sigmoid(n * lambda_scale * (normalized - ratio))
-    return torch.where(is_cold_start(importance), torch.ones_like(soft), soft)
+    return torch.where(cold_start, torch.ones_like(soft), soft)
 
 
 def hard_mask(soft_mask: Tensor) -> Tensor:

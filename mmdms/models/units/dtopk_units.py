@@ -5,7 +5,8 @@ import torch
 from torch import Tensor, nn
 
 from mmdms.registry import MODELS
-from ..ops import ImportanceTracker, differentiable_topk, hard_mask, kept_count, ratio_for_kept
+from ..ops import (ImportanceTracker, hard_mask, is_cold_start, kept_count, normalize_importance,
+                   ratio_for_kept, topk_mask_from_ranks)
 
 MASK_MODES = ('soft', 'hard', 'off')
 
@@ -35,7 +36,7 @@ class DTopkUnit(nn.Module):
         self.ratio = nn.Parameter(torch.zeros(()))
         self.tracker = ImportanceTracker(num_elements, decay, metric)
         self.mode = 'soft'
-        self._mask_ref: Optional[Tensor] = None  # the mask of the current forward (for grads)
+        self._ranks_cache: Optional[tuple] = None  # (importance version, ranks, cold start)
 
     @property
     def max_ratio(self) -> float:
@@ -46,10 +47,25 @@ class DTopkUnit(nn.Module):
     def clamp_ratio(self) -> None:
         self.ratio.clamp_(0.0, self.max_ratio)
 
+    def _ranks(self) -> tuple:
+        """Normalised ranks and cold-start flag of the importance, recomputed only when the
+        importance changed (its in-place version counter moves on every update, ``keep`` and
+        checkpoint load) or moved device."""
+        importance = self.tracker.importance
+        key = (importance._version, importance.data_ptr())
+        if self._ranks_cache is None or self._ranks_cache[0] != key:
+            self._ranks_cache = (key, normalize_importance(importance),
+                                 is_cold_start(importance))
+        return self._ranks_cache[1:]
+
+    def _soft_mask(self, ratio: Tensor) -> Tensor:
+        ranks, cold = self._ranks()
+        return topk_mask_from_ranks(ranks, cold, ratio, self.lambda_scale)
+
     def mask(self) -> Tensor:
         if self.mode == 'off':
             return torch.ones(self.num_elements, device=self.ratio.device)
-        soft = differentiable_topk(self.tracker.importance, self.ratio, self.lambda_scale)
+        soft = self._soft_mask(self.ratio)
         if self.mode == 'hard':
             return hard_mask(soft).detach()
         return soft
@@ -61,9 +77,7 @@ class DTopkUnit(nn.Module):
 
     def kept_mask(self) -> Tensor:
         """Boolean mask of the elements export keeps."""
-        return hard_mask(
-            differentiable_topk(self.tracker.importance, self.ratio.detach(),
-                                self.lambda_scale)).bool()
+        return hard_mask(self._soft_mask(self.ratio.detach())).bool()
 
     def num_kept(self) -> int:
         return int(self.kept_mask().sum())

@@ -1,8 +1,10 @@
+import types
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmdms.models.mutators.dms_mutator import _masked_layer_norm
+from mmdms.models.mutators.dms_mutator import MASK_ATTR, _masked_layer_norm
 
 
 def make(mask):
@@ -10,7 +12,8 @@ def make(mask):
     with torch.no_grad():
         ln.weight.copy_(torch.linspace(0.5, 1.5, 6))
         ln.bias.copy_(torch.linspace(-0.2, 0.3, 6))
-    ln.forward = _masked_layer_norm(ln, lambda: mask)
+    ln.__dict__[MASK_ATTR] = lambda: mask
+    ln.forward = types.MethodType(_masked_layer_norm, ln)
     return ln
 
 
