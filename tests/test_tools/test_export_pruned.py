@@ -198,3 +198,25 @@ def test_structure_of_another_config_or_corrupted_file_is_refused(tmp_path):
         build_pruned_model(own.model.architecture, str(broken))
     with pytest.raises(FileNotFoundError, match='structure file'):
         build_pruned_model(own.model.architecture, str(tmp_path / 'missing.json'))
+
+
+def test_exported_config_retrains_from_the_searched_weights(tmp_path):
+    """tools/train.py on pruned_config.py with load_from=pruned.pth starts from the exported
+    weights (lr 0 keeps them: the conv weights after two iterations equal the export's)."""
+    config, checkpoint, _ = _searched_checkpoint(tmp_path, base_channels=8)
+    out = tmp_path / 'export'
+    export_pruned(config, checkpoint, str(out))
+    work = tmp_path / 'retrain'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'), str(out / 'pruned_config.py'),
+         '--work-dir', str(work), '--no-validate', '--cfg-options',
+         f'load_from={out / "pruned.pth"}', 'train_cfg.max_iters=2',
+         'optim_wrapper.optimizer.lr=0.0', 'param_scheduler=[]',
+         'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2'],
+        capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    setup_torch_load()
+    exported = torch.load(out / 'pruned.pth')['state_dict']
+    trained = torch.load(work / 'iter_2.pth')['state_dict']
+    convs = [k for k in exported if k.endswith('conv1.weight') or k.endswith('fc.weight')]
+    assert convs and all(torch.equal(trained[k], exported[k]) for k in convs)
