@@ -1,0 +1,249 @@
+"""Issue #8, table 1: DMS_np vs uniform width scaling vs L1-magnitude pruning at equal FLOPs
+on CIFAR-10, on CPU, resumable, with one command:
+
+    python tools/experiments/cifar10_dms_vs_baselines.py --work-dir work_dirs/exp_cifar10
+    python tools/experiments/cifar10_dms_vs_baselines.py --smoke      # CI size, ~1 min
+
+Every run (arm, budget, seed) is a chain of steps (search, export, prune, train, test);
+each finished step stores a JSON and each run a result JSON under ``--work-dir``, written
+atomically. Run the same command again after an interruption: finished runs and steps are
+skipped, an interrupted MMEngine training resumes from its last checkpoint. At the end (and
+with ``--report-only``, without training) the tables are rebuilt from the finished runs:
+the CIFAR-10 section of ``docs/results.md``, ``docs/results/cifar10.json`` and the plot of
+searched vs uniform widths ``docs/results/cifar10_widths.png`` (``--smoke``: in the work dir).
+The arms are described in ``tools/experiments/dmsexp/arms.py``, the settings in
+``configs/experiments/cifar10_dms_vs_baselines.py``.
+"""
+import argparse
+import fcntl
+import json
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(osp.dirname(HERE))
+sys.path[:0] = [REPO, HERE]
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+from dmsexp import report  # noqa: E402
+from dmsexp.arms import ARMS, Experiment  # noqa: E402
+from dmsexp.data import write_split  # noqa: E402
+from dmsexp.steps import STATS, load_json, write_json  # noqa: E402
+from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
+
+CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_vs_baselines.py')
+SMOKE_CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_vs_baselines_smoke.py')
+# settings that must not change inside one work dir (seeds, budgets and arms may be added)
+FIXED = ('total_iters', 'search_fraction', 'l1_pretrain_fraction', 'l1_iterative_steps',
+         'batch_size', 'train_per_class', 'test_per_class', 'architecture', 'optimizer',
+         'eta_min', 'dms')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='CIFAR-10: DMS_np vs uniform scaling vs L1-magnitude pruning at equal '
+        'FLOPs (issue #8, table 1)')
+    parser.add_argument('--config', help='experiment config (default: configs/experiments/'
+                        'cifar10_dms_vs_baselines.py, or its _smoke variant with --smoke)')
+    parser.add_argument('--smoke', action='store_true',
+                        help='CI size: tiny subset, one seed and budget, a few iterations')
+    parser.add_argument('--work-dir', help='where runs, checkpoints and result JSONs go '
+                        '(default: work_dirs/exp_cifar10[_smoke])')
+    parser.add_argument('--seeds', type=int, nargs='+', help='override the config\'s seeds')
+    parser.add_argument('--budgets', type=float, nargs='+',
+                        help='FLOPs budgets as fractions of the supernet (e.g. 0.5 0.25)')
+    parser.add_argument('--arms', nargs='+', choices=ARMS, help='subset of arms to run')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch CPU threads (default 1: on shared cores two threads '
+                        'spin-wait for each other and run several times slower)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='only rebuild the tables and plot from finished runs')
+    parser.add_argument('--results-md', help='Markdown file whose CIFAR-10 section is '
+                        'rewritten (default: docs/results.md; --smoke: WORK_DIR/results.md)')
+    parser.add_argument('--results-dir', help='folder for cifar10.json and the width plot '
+                        '(default: docs/results; --smoke: WORK_DIR)')
+    return parser.parse_args()
+
+
+def load_experiment(args) -> Config:
+    exp = Config.fromfile(args.config or (SMOKE_CONFIG if args.smoke else CONFIG))
+    for key in ('seeds', 'budgets', 'arms'):
+        if getattr(args, key):
+            exp[key] = list(getattr(args, key))
+    unknown = set(exp.arms) - set(ARMS)
+    if unknown:
+        raise SystemExit(f'unknown arms {sorted(unknown)} in the config; known: {ARMS}')
+    if any(not 0 < b < 1 for b in exp.budgets):
+        raise SystemExit(f'budgets must be fractions in (0, 1), got {exp.budgets}')
+    if not osp.isabs(exp.data_root):
+        exp.data_root = osp.join(REPO, exp.data_root)
+    return exp
+
+
+def check_settings(work_dir: str, exp: Config) -> None:
+    """Refuse to mix runs made with other schedules/models in one work dir."""
+    path = osp.join(work_dir, 'experiment.json')
+    current = json.loads(json.dumps({k: exp.get(k) for k in FIXED}, default=str))
+    if osp.isfile(path):
+        stored = load_json(path)
+        changed = [k for k in FIXED if stored.get(k) != current.get(k)]
+        if changed:
+            raise SystemExit(f'{work_dir} holds runs made with other settings ({", ".join(changed)}'
+                             f'); use another --work-dir or the original config')
+    else:
+        write_json(path, current)
+
+
+HELD_LOCKS = []
+
+
+def lock_work_dir(work_dir: str):
+    """One driver per work dir: a second one would train the same steps twice. The lock is
+    released by the OS when the process ends, however it ends."""
+    handle = open(osp.join(work_dir, 'driver.lock'), 'a+')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        raise SystemExit(f'another driver is running in {work_dir} (pid {handle.read().strip()}'
+                         '); wait for it or stop it first') from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def make_logger(work_dir: str):
+    summary = osp.join(work_dir, 'summary.log')
+
+    def log(message: str, summary_line: bool = False) -> None:
+        line = f'[exp {time.strftime("%H:%M:%S")}] {message}'
+        print(line, flush=True)
+        if summary_line:
+            with open(summary, 'a') as f:
+                f.write(line + '\n')
+    return log
+
+
+def run_line(r: dict) -> str:
+    return (f'top-1 {r["top1"]:6.2f}%  {r["flops"] / 1e6:6.2f} MFLOPs '
+            f'({r["flops_ratio"]:.3f})  {r["params"] / 1e6:.3f} M params  '
+            f'{r["wall_seconds"] / 60:5.1f} min wall (shared steps included)')
+
+
+def run_all(ctx: Experiment, plan, log, after_run=None) -> list:
+    """Run (or skip) every planned run in order; ``after_run()`` follows each new result."""
+    failures = []
+    for i, (arm, budget, seed) in enumerate(plan, 1):
+        head = f'[{i}/{len(plan)}] {arm:15s} budget {budget:<5g} seed {seed}'
+        path = ctx.result_path(arm, budget, seed)
+        if osp.isfile(path):
+            log(f'{head}: done earlier: {run_line(load_json(path))}', summary_line=True)
+            continue
+        log(f'{head}: running')
+        try:
+            result = ctx.run(arm, budget, seed)
+        except Exception:  # noqa: BLE001 -- keep going; the run resumes next time
+            log(f'{head}: FAILED\n{traceback.format_exc()}', summary_line=True)
+            failures.append((arm, budget, seed))
+            continue
+        log(f'{head}: {run_line(result)}', summary_line=True)
+        if after_run is not None:
+            after_run()
+    return failures
+
+
+def settings_for_report(ctx: Experiment, exp: Config, splits: dict) -> dict:
+    supernet = ctx.supernet()
+    counts = {k: sum(1 for _ in open(v[0])) for k, v in splits.items()}
+    return dict(
+        base_channels=exp.architecture.backbone.base_channels,
+        supernet_mflops=supernet['flops'] / 1e6, supernet_mparams=supernet['params'] / 1e6,
+        supernet_latency_ms=supernet['latency_ms'],
+        train_images=counts['train'], test_images=counts['test'],
+        total_iters=ctx.total, batch_size=exp.batch_size,
+        epochs=ctx.total * exp.batch_size / counts['train'], lr=exp.optimizer.lr,
+        search_iters=ctx.search_iters, search_fraction=exp.search_fraction,
+        structure_lr=exp.dms.structure_lr, loss_weight=exp.dms.loss_weight,
+        pretrain_iters=ctx.pretrain_iters, l1_steps=exp.l1_iterative_steps,
+        prune_at=ctx.iterative_schedule(), budgets=list(exp.budgets), seeds=list(exp.seeds),
+        arms=list(exp.arms))
+
+
+def write_reports(args, ctx: Experiment, exp: Config, splits: dict, plan, work_dir: str,
+                  log) -> None:
+    """Tables (Markdown section, JSON) and width plot from the finished runs of ``plan``."""
+    results_dir = args.results_dir or (work_dir if args.smoke
+                                       else osp.join(REPO, 'docs', 'results'))
+    results_md = args.results_md or (osp.join(work_dir, 'results.md') if args.smoke
+                                     else osp.join(REPO, 'docs', 'results.md'))
+    results = [r for r in report.load_results(work_dir)
+               if (r['arm'], r['budget'], r['seed']) in set(plan)]
+    settings = settings_for_report(ctx, exp, splits)
+    plot = report.plot_widths(results, osp.join(results_dir, 'cifar10_widths.png'))
+    report.write_json_report(osp.join(results_dir, 'cifar10.json'), plan, settings, results)
+    command = 'python tools/experiments/cifar10_dms_vs_baselines.py' + (
+        ' --smoke' if args.smoke else '') + (f' --work-dir {osp.relpath(work_dir, REPO)}'
+                                             if work_dir.startswith(REPO) else '')
+    plot_rel = osp.relpath(plot, osp.dirname(osp.abspath(results_md))) if plot else None
+    report.write_section(results_md, 'cifar10', report.markdown(
+        work_dir, plan, settings, results, plot_rel, command, REPO))
+    log(f'tables: {results_md}, {osp.join(results_dir, "cifar10.json")}'
+        + (f', plot: {plot}' if plot else '') + f'; {len(results)}/{len(plan)} runs finished')
+
+
+def main():
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+    setup_torch_load()
+    torch.set_num_threads(args.threads)
+    exp = load_experiment(args)
+    default_dir = 'exp_cifar10_smoke' if args.smoke else 'exp_cifar10'
+    work_dir = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', default_dir))
+    os.makedirs(work_dir, exist_ok=True)
+    if not args.report_only:  # reports may be rebuilt while a driver runs
+        HELD_LOCKS.append(lock_work_dir(work_dir))  # held until the process exits
+    check_settings(work_dir, exp)
+    log = make_logger(work_dir)
+    split_dir = osp.join(work_dir, 'splits')
+    splits = dict(train=write_split(exp.data_root, 'train', exp.train_per_class, split_dir),
+                  test=write_split(exp.data_root, 'test', exp.test_per_class, split_dir))
+    ctx = Experiment(exp, work_dir, splits, log)
+    plan = [(arm, float(b), int(s)) for s in exp.seeds for b in exp.budgets for arm in exp.arms]
+    failures = []
+
+    def report_after_run():  # keeps docs current if a long job is cut off
+        try:
+            write_reports(args, ctx, exp, splits, plan, work_dir, log)
+        except Exception:  # noqa: BLE001 -- a report problem must not stop the training
+            log(f'writing the report failed:\n{traceback.format_exc()}')
+
+    if not args.report_only:
+        start = time.time()
+        log(f'{len(plan)} runs planned in {work_dir} (arms {list(exp.arms)}, budgets '
+            f'{list(exp.budgets)}, seeds {list(exp.seeds)}, {ctx.total} iterations each)')
+        failures = run_all(ctx, plan, log, after_run=None if args.smoke else report_after_run)
+        invocations_file = osp.join(work_dir, 'invocations.json')
+        invocations = load_json(invocations_file)['invocations'] \
+            if osp.isfile(invocations_file) else []
+        invocations.append(dict(started=time.strftime('%Y-%m-%d %H:%M:%S',
+                                                      time.localtime(start)),
+                                wall_seconds=time.time() - start,
+                                steps_executed=STATS['executed'],
+                                steps_skipped=STATS['skipped'],
+                                failed=[list(f) for f in failures]))
+        write_json(invocations_file, dict(invocations=invocations))
+
+    write_reports(args, ctx, exp, splits, plan, work_dir, log)
+    if failures:
+        log(f'{len(failures)} runs failed: {failures}; run the same command again to retry')
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
