@@ -24,8 +24,10 @@ def update_layer_attributes(module: nn.Module, was_depthwise: bool = False) -> N
         if module.weight is not None:
             module.normalized_shape = (module.weight.shape[0], )
     elif isinstance(module, nn.GroupNorm):
-        if module.weight is not None:
+        if module.weight is not None:  # whole groups are pruned: the group size stays
+            per_group = module.num_channels // module.num_groups
             module.num_channels = module.weight.shape[0]
+            module.num_groups = module.num_channels // per_group
 
 
 @PRUNING_ADAPTERS.register_module(name='CSPLayerWithTwoConv')
@@ -48,3 +50,12 @@ def multihead_attention(module: nn.Module) -> None:
     """mmpretrain's attention reshapes its output to ``embed_dims = num_heads * head_dims``."""
     if hasattr(module, 'head_dims') and hasattr(module, 'embed_dims'):
         module.embed_dims = module.num_heads * module.head_dims
+
+
+@PRUNING_ADAPTERS.register_module(name='VAN')
+def van(module: nn.Module) -> None:
+    """mmpretrain's VAN reshapes each stage output to ``block.out_channels`` of the stage's
+    last block: keep it equal to the block's (pruned) width."""
+    for block in module.modules():
+        if type(block).__name__ == 'VANBlock':
+            block.out_channels = block.norm1.num_features

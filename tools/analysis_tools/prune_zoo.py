@@ -148,29 +148,18 @@ CAUSES = [
      'supernet raises TypeError. The replacement must accept `(x, *args, **kwargs)`.'),
     ('export-shape-arithmetic', 'fail',
      r'is invalid for input of size|to have \d+ channels, but got|mat1 and mat2 shapes cannot',
-     'exported model: a reshape/split uses a size read from a pruned tensor or a stale attribute',
-     'The tracer sees shape ops only through their tensors, not where their integer arguments '
-     'come from. Attention written as `qkv(x).reshape(B, N, 3, heads, C // heads)` with '
-     '`C = x.shape[-1]` (Swin/MixMIM `WindowMSA`, DaViT, HiViT, Twins, XCiT, EVA '
-     '`reshape(B, N, C)`) gets the pruned '
-     'embedding width while qkv (frozen by the head split) keeps its size; '
-     '`torch.split(x, self.width, 1)` (Res2Net) and `reshape(..., block.out_channels)` (VAN) '
-     'use `__init__` attributes that export does not update. Needed: freeze dims whose size is '
-     'read (`x.shape`/`size()`) inside a module that later reshapes another tensor with it, '
-     'or per-class adapters that update the attributes, or a probe export in '
-     '`prepare_from_supernet` that runs the pruned model once and freezes the units touching '
-     'the module that raised.'),
+     'exported model: a reshape/split got a size that does not match the pruned tensor',
+     'Sizes read from tensors (`x.shape`, `size()`) and plain ints (module attributes) that '
+     'size a channel dim are checked by `mmdms/models/tracing/size_rules.py`; a failure here '
+     'means an int reached a shape op by a path the size tags do not follow (`int(C)`, '
+     '`0.5 * C`, `math.sqrt(C)`, a size stored before the trace): see the raising line.'),
     ('invisible-extension-op', 'fail', r'roi_extractor|roi_align|RoIAlign',
-     'mmcv RoIAlign is invisible to the tracer; the RoI extractor keeps its channel count',
-     '`mmcv.ops.RoIAlign` is an `autograd.Function` whose C++ kernel writes into a '
-     '`new_zeros` buffer: no torch function sees its input, so nothing ties the FPN channels '
-     'to the RoI head, and mmdet\'s `SingleRoIExtractor` allocates `roi_feats` with its '
-     '`out_channels` attribute (256). The FPN width is pruned, the exported model fails in '
-     '`roi_feats[inds] = roi_feats_t`. At 256x256 inputs RoI level 3 is empty, mmdet then adds '
-     '`feats[3].sum() * 0.`, and that reduction freezes the FPN width by accident (the '
-     '`faster-rcnn-r50@256` row). The tracer needs rules (or leaf adapters) for mmcv ops '
-     '(RoIAlign: channel-wise, like pooling) and an adapter for `out_channels`, or it must '
-     'freeze the inputs of any module whose outputs it did not see being computed.'),
+     'an extension op the tracer cannot see: channel counts disagree after export',
+     'Module outputs that no traced torch function computed (mmcv ops are '
+     '`autograd.Function`s with C++ kernels) either pass channels through (known channel-wise '
+     'ops such as `RoIAlign`, `ChannelTracer` `CHANNELWISE_EXTENSIONS`) or freeze their '
+     'inputs; a failure here means such an op was called outside an `nn.Module` (no hook sees '
+     'its output).'),
     ('order-dependent-outputs', 'fail', r'disagrees with the masked supernet',
      'outputs differ between the masked supernet and the exported model',
      'For Faster R-CNN in tensor mode the outputs are RoI-head results on proposals picked by '
@@ -181,17 +170,16 @@ CAUSES = [
      'Not an mmdms problem: the config cannot be built or run with the chosen input.'),
     ('timeout-or-crash', 'fail', r'timeout: |worker died', 'timeout or crash', ''),
     ('group-conv', 'limit', r'group conv with groups=',
-     'grouped (non-depthwise) convolutions are frozen',
-     '`ChannelTracer._conv` prunes only `groups == 1` and depthwise convs; ResNeXt/RegNet/'
-     'ResNeSt/ShuffleNet-V1/ViG/CSPResNeXt lose their grouped layers (and everything tied to '
-     'them). Pruning the same number of channels in every group (a unit per group slot) would '
-     'keep them.'),
-    ('group-norm', 'limit', r'group_norm \(num_groups=',
-     'GroupNorm freezes its channels',
-     '`ChannelTracer._group_norm` freezes every channel it normalises: GN(1) in PoolFormer/'
-     'RIFormer freezes the residual stream, GN(32) freezes the FCOS/ATSS head towers. GN(1) is '
-     'LayerNorm over (C, H, W) and can be masked like `_masked_layer_norm`; GN(g) can prune '
-     'whole groups.'),
+     'grouped conv with one input or output channel per group is frozen',
+     'Grouped convs are pruned per group position (`ChannelTracer._grouped_conv`: position j '
+     'of every group is one element, so `groups` stays); a conv with one input or one output '
+     'channel per group (channel multiplier) cannot keep its groups equal and is frozen.'),
+    ('group-norm', 'limit', r'group_norm \(num_groups=1\)',
+     'GroupNorm with one group freezes its channels',
+     'GroupNorm(g > 1) prunes whole groups (the exporter updates `num_groups`); GN(1) in '
+     'PoolFormer/RIFormer normalises over all channels of the residual stream and needs '
+     'statistics over the kept channels only, a masked forward in the mutator like '
+     '`_masked_layer_norm`.'),
     ('layer-norm-outside-forward', 'limit',
      r'layer_norm weight .* applied outside a standard layer_norm module forward',
      'channels-first LayerNorm (permute + F.layer_norm) is frozen',
@@ -215,18 +203,39 @@ CAUSES = [
     ('unequal-split', 'limit', r'split into unequal pieces', 'split into unequal pieces',
      'HorNet gnconv splits into `[d0, sum(dims)]`: needs an adapter that keeps the ratios.'),
     ('channel-dim-split', 'limit', r'(view|reshape|unflatten) splits a channel dim',
-     'reshape C -> (groups, C/groups) freezes the channels',
-     'Attention heads written with matmul (not `scaled_dot_product_attention`), ShuffleNet '
-     'channel shuffle, ResNeSt rSoftmax, YOLO head reshapes. Expected for heads computed by '
-     'matmul/einsum (no head units there); channel shuffle could be an adapter.'),
+     'reshape C -> (a, b, ...) into attention heads or frozen channels',
+     'A split into two dims `(groups, C / groups)` is pruned per position (channel shuffle, '
+     'per-group layouts), unless it feeds attention heads or channels frozen anyway; splits '
+     'into three dims (fused qkv `(3, heads, head_dim)`) and heads computed by matmul/einsum '
+     '(no masks inside the product) stay frozen, as do YOLO head reshapes (model outputs).'),
+    ('size-read-from-tensor', 'limit', r'size read from a tensor',
+     'a size read from a tensor sizes other channels',
+     'Attention code that computes the head size as `C // num_heads` from `x.shape` (Swin/'
+     'MixMIM `WindowMSA`, DaViT, HiViT, Twins, XCiT) or reshapes the attention output to '
+     '`(B, N, C)` (EVA/BEiT) ties the embedding width to the per-head width of qkv: the size '
+     'rules freeze the embedding (MLP widths stay prunable). Pruning it would need head dims '
+     'pruned alike in every head with masks on q/k/v, which matmul attention does not offer.'),
+    ('constant-size', 'limit', r'gives a channel dim the constant size',
+     'a plain int (module attribute) sizes a channel dim',
+     '`torch.split(x, self.width, 1)` (Res2Net) and similar: the exported model keeps the '
+     'attribute, so the channels are frozen unless the module has an export adapter that '
+     'updates it (`mmdms/export/adapters.py`: C2f, VAN, MultiheadAttention).'),
+    ('fixed-size-buffer', 'limit', r'written by __setitem__ where the target holds no channels',
+     'channels written into a buffer of fixed size',
+     "mmdet's `SingleRoIExtractor` allocates `roi_feats` with its `out_channels` attribute and "
+     'fills it with `roi_feats[inds] = ...`: the FPN width is frozen. An adapter would need '
+     'the FPN width, which the extractor module does not hold.'),
+    ('channel-softmax', 'limit', r'softmax over a channel dim', 'softmax over channels',
+     'ResNeSt rSoftmax (over the radix groups) and the YOLOv8 DFL head (over the bins): the '
+     'normalisation spans channels, which are frozen.'),
+    ('token-mixing', 'limit', r'linear over token positions|contracts dim \d+, which holds no',
+     'token-mixing layers',
+     'A linear over the token dim of `(B, C, T)` (MLP-Mixer, RepMLP) passes the channels '
+     'through; its own width counts tokens and is not pruned (expected).'),
     ('collapsed-to-one-channel', 'limit', r'a single channel cannot be pruned',
-     'channels of different dims unified into one element',
-     '`ChannelTracer._channel_vector` unions the labels found at every position of the '
-     'contracted dim; for a Linear over the token dim of a `(B, C, T)` tensor (MLP-Mixer token '
-     'mixing, RepMLP) every row is a different channel, so all C channels (and the token '
-     'outputs added back) become one node: the embedding width is frozen with this misleading '
-     'reason. The tracer should freeze (with a reason) when the contracted dim is not the '
-     'labelled one instead of unifying.'),
+     'a unit with a single element',
+     'Channels coupled so tightly (shared positions across groups, shuffles, ...) that a '
+     'group has one element left: units keep at least one, so it is frozen.'),
     ('padded-channels', 'limit', r'channel mixes prunable and fixed values',
      'spatial F.pad marks padded positions as fixed channels',
      '`ChannelTracer._shape` pads the shadow with -1 (`F.pad(shadow, pad, value=UNLABELLED)`); '
@@ -237,9 +246,9 @@ CAUSES = [
      'e.g. `conv_transpose2d` (YOLOv6 neck), `multi_head_attention_forward` (nn.MultiheadAttention'
      ' in TNT), `unfold`, `normalize`, `matmul`/`einsum` attention.'),
     ('selection-by-position', 'limit', r'selects a subset of channels by position',
-     'x[:, :C//2] / x[:, C//2:] freezes',
-     'CSPNet stages split by slicing; equal halves computed from `x.shape[1] // 2` could be '
-     'treated like `chunk(2)`.'),
+     'x[:, :c] / x[:, c:] freezes',
+     'CSPNet and ShuffleNet-V2 split channels by slicing (`c = C // 2 (+ C % 2)` from '
+     '`x.shape`); slices are not yet treated like `chunk(2)`.'),
     ('fixed-size-tensor', 'limit', r'combined element-wise with a fixed-size tensor',
      'added to a tensor without channel labels',
      'e.g. a position embedding that reaches the add as an interpolated/derived tensor '

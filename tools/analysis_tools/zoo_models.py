@@ -109,7 +109,8 @@ MMDET = [
          'masked and exported outputs are different boxes'),
     dict(name='faster-rcnn-r50@256', config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
          note='fixed proposals at 256x256: RoI level 3 (boxes >= 448 px) stays empty, so '
-         "mmdet's `feats[3].sum() * 0.` runs and freezes the FPN width by accident"),
+         "mmdet's `feats[3].sum() * 0.` runs (a reduction over the FPN channels, which the RoI "
+         "extractor's fixed-size buffer freezes anyway)"),
     dict(name='faster-rcnn-r50(tensor)',
          config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', two_stage_call='tensor',
          note="model(x, samples, mode='tensor') as is, 256x256: outputs follow the RPN's "

@@ -11,6 +11,10 @@ call -- so Python control flow in mmdet/mmyolo heads is no obstacle -- and, per 
 * element-wise ops (add, mul, activations) unify the nodes they put side by side;
 * conv / linear / norms tie the input channels to their weight's input dimension and create
   (or follow) output channels;
+* sizes read from tensors (``x.shape``, ``x.size()``) and the ints of shape ops are checked
+  against the pruning the exported model will see (:mod:`.size_rules`);
+* modules whose outputs no traced op computed (C++/CUDA extensions such as mmcv's RoIAlign)
+  pass channels through when known to be channel-wise, else freeze their inputs;
 * anything not understood freezes the channels it touches and records the op and module path.
 
 Nothing is dropped silently: every frozen channel carries a reason for the report.
@@ -25,6 +29,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from .size_rules import FACTORIES, SizeRulesMixin, compact, varies_along
 from .union_find import UnionFind
 
 UNLABELLED = -1
@@ -149,20 +154,19 @@ NON_TENSOR = {'size', 'dim', 'numel', '__get__', '__len__', 'is_contiguous', 'el
               'stride', 'data_ptr', 'is_floating_point', 'get_device', '__format__', '__bool__',
               'item', 'tolist', '__repr__', '__iter__', 'ndimension', 'nelement', '__hash__',
               '__eq__', 'eq', 'ne', '__ne__', 'gt', 'lt', 'ge', 'le', '__gt__', '__lt__', '__ge__',
-              '__le__', 'isfinite', 'isnan', 'any', 'all', 'new_zeros', 'new_ones', 'new_empty',
-              'new_full', 'new_tensor', 'zeros_like', 'ones_like', 'empty_like', 'full_like',
-              'argmax', 'argmin', 'nonzero', 'numpy', 'backward'}
+              '__le__', 'isfinite', 'isnan', 'any', 'all', 'new_tensor', 'zeros_like',
+              'ones_like', 'empty_like', 'full_like', 'argmax', 'argmin', 'nonzero', 'numpy',
+              'backward'}
+# modules computed by C++/CUDA extensions that the tracer cannot see into, known to act on
+# each input channel separately (output channel i comes from input channel i only)
+CHANNELWISE_EXTENSIONS = {'RoIAlign', 'RoIPool', 'RoIAlignRotated'}
+# tensor attributes that are views of the tensor: the shadow takes the same attribute
+VIEW_PROPERTIES = {'T', 'mT', 'H', 'mH', 'data'}
 
 
 def _tensors(obj) -> List[Tensor]:
     leaves, _ = tree_flatten(obj)
     return [x for x in leaves if isinstance(x, Tensor)]
-
-
-def _varies_along(shadow: Tensor, dim: int) -> bool:
-    if shadow.dim() == 0 or shadow.shape[dim] <= 1 or shadow.stride(dim) == 0:
-        return False
-    return bool((shadow != shadow.narrow(dim, 0, 1)).any())
 
 
 def _drop_shared_broadcast(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
@@ -178,7 +182,13 @@ def _labelled(shadow: Tensor) -> bool:
     return bool((shadow >= 0).any())
 
 
-class ChannelTracer(TorchFunctionMode):
+def _getter_name(func) -> Optional[str]:
+    """``x.shape``, ``x.T``, ... reach ``__torch_function__`` as the getter of the attribute's
+    slot: its name."""
+    return getattr(getattr(func, '__self__', None), '__name__', None)
+
+
+class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
     """Trace ``model`` once and return the channel coupling (:class:`TraceResult`).
 
     Args:
@@ -217,6 +227,11 @@ class ChannelTracer(TorchFunctionMode):
         self.calls: Dict[str, int] = {}
         self.pending_blocks: Dict[str, List[dict]] = {}
         self._hooks = []
+        # sizes read from tensors and shape-op ints (see :mod:`.size_rules`)
+        self._init_size_rules()
+        self.fresh: set = set()  # allocated by a factory op, no data written by a visible op
+        self.pending_splits: List[tuple] = []  # channel dims split in two, see _check_reshape
+        self._grouped: set = set()  # ids of grouped-conv weights pruned per group position
 
     # ------------------------------------------------------------------ public entry point
     def trace(self, forward: Callable[[], Any]) -> TraceResult:
@@ -233,6 +248,8 @@ class ChannelTracer(TorchFunctionMode):
         for t in _tensors(outputs):
             self._freeze_shadow(self._shadow(t), 'reaches a model output', 'output', '',
                                 expected=True)
+        self._resolve_splits()
+        self._resolve_size_checks()
         result = TraceResult(
             uf=self.uf,
             slots=list(self.slots.values()),
@@ -264,6 +281,9 @@ class ChannelTracer(TorchFunctionMode):
             entry = self.stack.pop()
             assert entry[0] == name, (entry[0], name)
             out_tensors = _tensors(output)
+            with torch._C.DisableTorchFunction():  # the tracer's own tensor ops: not traced
+                self._guarded(lambda *_: self._check_invisible_outputs(
+                    name, module, args, out_tensors), type(module).__name__, args, {}, None)
             for t in out_tensors:
                 self.output_of[id(t)] = name
             self._close_blocks(name, out_tensors)
@@ -288,6 +308,7 @@ class ChannelTracer(TorchFunctionMode):
             shadow = shadow.expand(t.shape) if shadow.dim() <= t.dim() else shadow.reshape(t.shape)
         self.shadows[id(t)] = (t, shadow)
         self.last_write[id(t)] = (self.counter, op)
+        self.fresh.discard(id(t))
 
     def _slot(self, param: Tensor, dim: int, role: str) -> Optional[ParamSlot]:
         name = self.param_names.get(id(param))
@@ -310,10 +331,28 @@ class ChannelTracer(TorchFunctionMode):
         self.uf.freeze(nodes.tolist(), reason if expected else f'{reason} ({op} in {where})')
         self.frozen.append(FrozenRecord(reason, op, module, expected))
 
+    def _positions_only(self, t: Tensor, dim: int) -> bool:
+        """Channels vary along some dim of ``t``, but not along ``dim``: an op contracting
+        ``dim`` (a token-mixing linear on ``(B, C, T)``) sees the channels as positions."""
+        small = compact(self._shadow(t))
+        dim = dim % t.dim()
+        return not varies_along(small, dim) and any(
+            varies_along(small, d) for d in range(t.dim()) if d != dim)
+
     def _channel_vector(self, t: Tensor, dim: int) -> Tensor:
-        """Per-channel node along ``dim``; unifies the nodes found at each channel position."""
+        """Per-channel node along ``dim``; unifies the nodes found at each channel position.
+
+        When the channels vary along another dim instead (see :meth:`_positions_only`), the
+        positions of ``dim`` are not channels: uniting the labels found there would merge
+        every channel into one, so they are frozen instead.
+        """
         shadow = self._shadow(t)
         dim = dim % t.dim()
+        if self._positions_only(t, dim):
+            self._freeze_shadow(shadow, f'contracts dim {dim}, which holds no channels, while '
+                                'channels vary along another dim', 'channel position',
+                                self.current_module)
+            return self._fixed_nodes(t.shape[dim])
         moved = shadow.movedim(dim, -1)
         # drop broadcast (zero-stride) dimensions before the heavy work
         index = tuple(slice(0, 1) if moved.stride(d) == 0 else slice(None)
@@ -344,6 +383,18 @@ class ChannelTracer(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = _name(func)
+        getter = _getter_name(func) if name == '__get__' else None
+        if name == 'size' or getter == 'shape':
+            return self._tagged_sizes(args, kwargs, out)
+        if getter in VIEW_PROPERTIES and isinstance(out, Tensor):
+            self._guarded(self._view_property, getter, args, kwargs, out)
+            return out
+        if name == '__setitem__':
+            self._guarded(self._setitem, name, args, kwargs, out)
+            return out
+        if name in FACTORIES and isinstance(out, Tensor):
+            self._guarded(self._factory, name, args, kwargs, out)
+            return out
         if name in NON_TENSOR or not _tensors(out):
             return out
         self.counter += 1
@@ -354,9 +405,23 @@ class ChannelTracer(TorchFunctionMode):
                 self.uses[id(t)] = self.uses.get(id(t), 0) + 1
         try:
             self._handle(func, name, args, kwargs, out, inputs)
+            self._check_size_uses(name, args, kwargs, out)
         except Exception as e:  # never let the tracer break the user's forward
             self._unsupported(name, inputs, out, f'tracer error: {type(e).__name__}: {e}')
         return out
+
+    def _view_property(self, name, args, kwargs, out):
+        """``x.T``, ``x.mT``, ``x.data``: the same view of the shadow."""
+        self._set_shadow(out, getattr(self._shadow(args[0]), name), name)
+
+    def _guarded(self, rule, name, args, kwargs, out):
+        """Run ``rule``; an error in the tracer freezes the op's inputs instead of breaking
+        the user's forward."""
+        try:
+            rule(name, args, kwargs, out)
+        except Exception as e:
+            self._unsupported(name, _tensors((args, kwargs)), out,
+                              f'tracer error: {type(e).__name__}: {e}')
 
     def _handle(self, func, name, args, kwargs, out, inputs):
         if name in ('conv1d', 'conv2d', 'conv3d'):
@@ -389,12 +454,16 @@ class ChannelTracer(TorchFunctionMode):
         return self._unsupported(name, inputs, out)
 
     def _unsupported(self, name, inputs, out, reason=None):
+        """Freeze the labelled inputs of an op the tracer cannot follow; its outputs hold no
+        channels. Tracer errors (``reason``) are counted even without labelled inputs, so
+        that a bug in a rule shows in ``unsupported_ops`` instead of passing silently."""
         labelled = [t for t in inputs if _labelled(self._shadow(t))]
         for t in labelled:
             self._freeze_shadow(self._shadow(t), reason or f'unsupported op {name!r}', name,
                                 self.current_module)
-        if labelled:
-            self.unsupported[name] = self.unsupported.get(name, 0) + 1
+        if labelled or reason is not None:
+            key = name if reason is None else f'{name} ({reason.split(":")[0]})'
+            self.unsupported[key] = self.unsupported.get(key, 0) + 1
         for t in _tensors(out):
             self._set_shadow(t, torch.full((), UNLABELLED, dtype=torch.long), name)
 
@@ -445,6 +514,9 @@ class ChannelTracer(TorchFunctionMode):
             if slot is not None:
                 self._tie(slot.nodes, vec, 'depthwise conv input from a fixed source', name)
             out_vec = vec
+        elif c_in // groups >= 2 and c_out // groups >= 2 and \
+                self._slot(w, 1, 'consumer') is not None:
+            out_vec = self._grouped_conv(name, x, w, vec, groups)
         else:
             reason = (f'group conv with groups={groups} (in {c_in}, out {c_out}); only '
                       'groups=1 and depthwise are pruned')
@@ -466,13 +538,33 @@ class ChannelTracer(TorchFunctionMode):
             self._add_compute(name, spatial * kernel, [vec, out_vec])
         elif groups == c_in and c_out == c_in:
             self._add_compute(name, spatial * kernel, [out_vec])
+        elif id(w) in self._grouped:  # FLOPs ~ kept inputs per group x kept outputs
+            self._add_compute(name, spatial * kernel, [self._slot(w, 1, 'consumer').nodes,
+                                                        out_vec])
         else:
             self._add_compute(name, spatial * kernel * (c_in // groups) * c_out)
+
+    def _grouped_conv(self, name: str, x: Tensor, w: Tensor, vec: Tensor,
+                      groups: int) -> Tensor:
+        """Grouped conv (ResNeXt, RegNet): group ``i``'s outputs see only group ``i``'s
+        inputs, through the same weight columns. Pruning the same positions in every group
+        keeps the groups equal (``groups`` stays), so position ``j`` of every group is one
+        element, for the inputs and for the outputs."""
+        in_slot, out_slot = self._slot(w, 1, 'consumer'), self._slot(w, 0, 'producer')
+        self._tie(in_slot.nodes.repeat(groups), vec, 'group conv input from a fixed source',
+                  name)
+        rows = out_slot.nodes.view(groups, -1)
+        self.uf.union_pairs(rows[1:], rows[:1].expand(groups - 1, -1))
+        self._consumer(w, 'conv', x, 1, vec)
+        self._grouped.add(id(w))
+        return out_slot.nodes
 
     def _linear(self, args, kwargs, out):
         params = dict(zip(('input', 'weight', 'bias'), args))
         params.update(kwargs)
         x, w, b = params['input'], params['weight'], params.get('bias')
+        if self._positions_only(x, -1):
+            return self._linear_over_positions(x, w, b, out)
         vec = self._channel_vector(x, -1)
         in_slot = self._slot(w, 1, 'consumer')
         out_slot = self._slot(w, 0, 'producer')
@@ -486,6 +578,27 @@ class ChannelTracer(TorchFunctionMode):
                 self.uf.union_pairs(b_slot.nodes, out_vec)
         self._set_channel_out(out, out_vec, -1, 'linear')
         self._add_compute('linear', out.numel() // max(1, out.shape[-1]), [vec, out_vec])
+
+    def _linear_over_positions(self, x: Tensor, w: Tensor, b: Optional[Tensor], out: Tensor):
+        """A linear over a dim that holds no channels while channels vary along another one
+        (MLP-Mixer / RepMLP token mixing on ``(B, C, T)``): every channel is transformed on its
+        own by the same weights, so the channels pass through unchanged; the weight's dims
+        count token positions, which are not pruned."""
+        shadow = compact(self._shadow(x))
+        self._set_shadow(out, shadow.narrow(-1, 0, 1).expand(out.shape), 'linear')
+        reason = 'linear over token positions (token mixing): its width counts positions'
+        for t in (w, b):
+            slot = self._slot(t, 0, 'producer' if t is w else 'follower') \
+                if t is not None else None
+            if slot is not None:
+                self._freeze_shadow(slot.nodes, reason, 'linear', self.current_module)
+        varying = [d for d in range(x.dim()) if varies_along(shadow, d)]
+        flops = out.numel() * w.shape[1]
+        if len(varying) == 1:
+            vec = self._channel_vector(x, varying[0])
+            self._add_compute('linear', flops / max(1, vec.numel()), [vec])
+        else:
+            self._add_compute('linear', flops)
 
     def _channelwise_norm(self, name, args, kwargs, out):
         x = args[0] if args else kwargs['input']
@@ -531,11 +644,26 @@ class ChannelTracer(TorchFunctionMode):
                           (5 if weight is not None else 4), [vec])
 
     def _group_norm(self, args, kwargs, out):
+        """Each group is normalised by its own statistics, so whole groups can go: the
+        channels of a group become one element (the exporter updates ``num_groups``). With
+        one group (or no affine weight to slice) the statistics span every channel and the
+        channels are frozen."""
         x = args[0]
         vec = self._channel_vector(x, 1)
         num_groups = args[1] if len(args) > 1 else kwargs.get('num_groups')
-        self._freeze_shadow(vec, f'group_norm (num_groups={num_groups}) normalises across '
-                            'channels of a group', 'group_norm', self.current_module)
+        weight = args[2] if len(args) > 2 else kwargs.get('weight')
+        if num_groups > 1 and weight is not None and self._slot(weight, 0, 'follower'):
+            rows = vec.view(num_groups, -1)
+            first = rows[:, :1].expand_as(rows)
+            both = (rows >= 0) & (first >= 0)
+            self.uf.union_pairs(rows[both], first[both])
+            if ((rows >= 0) != (first >= 0)).any():
+                self._freeze_shadow(vec, f'group_norm (num_groups={num_groups}) mixes prunable '
+                                    'and fixed channels in a group', 'group_norm',
+                                    self.current_module)
+        else:
+            self._freeze_shadow(vec, f'group_norm (num_groups={num_groups}) normalises across '
+                                'all channels of a group', 'group_norm', self.current_module)
         for t in _tensors((args[2:], kwargs)):
             slot = self._slot(t, 0, 'follower')
             if slot is not None:
@@ -579,7 +707,7 @@ class ChannelTracer(TorchFunctionMode):
             other_shadow = self._shadow(other).expand(out_shape)
             offset = len(out_shape) - t.dim()
             dims = [d for d in range(t.dim())
-                    if t.shape[d] > 1 and _varies_along(other_shadow, d + offset)]
+                    if t.shape[d] > 1 and varies_along(other_shadow, d + offset)]
             if len(dims) == 1:
                 slot = self._slot(t, dims[0], 'follower')
                 view = [1] * t.dim()
@@ -626,7 +754,7 @@ class ChannelTracer(TorchFunctionMode):
         if id(fixed) in self.param_names:
             return False  # handled by the parameter rule
         offset = labelled.dim() - fixed.dim()
-        return any(fixed.shape[d] > 1 and _varies_along(labelled, d + offset)
+        return any(fixed.shape[d] > 1 and varies_along(labelled, d + offset)
                    for d in range(fixed.dim()))
 
     # ------------------------------------------------------------------ shape rules
@@ -692,7 +820,7 @@ class ChannelTracer(TorchFunctionMode):
         """Concatenating along a token/batch/spatial dim puts the same channels side by side
         (e.g. a class token before patch tokens): unify them."""
         dim = kwargs.get('dim', args[1] if len(args) > 1 else 0)
-        if any(_varies_along(p, dim) for p in pieces):
+        if any(varies_along(p, dim) for p in pieces):
             return None
         reduced = [p.narrow(dim, 0, 1) for p in pieces if p.shape[dim] > 0]
         if len({tuple(r.shape) for r in reduced}) != 1:
@@ -713,7 +841,7 @@ class ChannelTracer(TorchFunctionMode):
 
     def _check_split(self, name, args, kwargs, src, pieces):
         dim = self._split_dim(name, args, kwargs)
-        if not _varies_along(src, dim):
+        if not varies_along(src, dim):
             return
         sizes = {p.shape[dim] for p in pieces} if name != 'unbind' else {1}
         if len(sizes) == 1:
@@ -727,14 +855,51 @@ class ChannelTracer(TorchFunctionMode):
 
     def _check_reshape(self, name, src, result):
         """A reshape may merge channel dims or split off size-1 dims, but splitting one channel
-        dim into several varying dims (e.g. C -> (heads, head_dim)) needs a product structure
-        that only an adapter can keep."""
-        varying_in = [d for d in range(src.dim()) if _varies_along(src, d)]
-        varying_out = [d for d in range(result.dim()) if _varies_along(result, d)]
+        dim into several varying dims (e.g. C -> (heads, head_dim)) needs a product structure.
+
+        A split into two dims ``(groups, C / groups)`` keeps it when every group keeps the
+        same positions (channel shuffle, see :meth:`_resolve_splits`); other splits are frozen
+        (only an adapter could keep them)."""
+        varying_in = [d for d in range(src.dim()) if varies_along(src, d)]
+        varying_out = [d for d in range(result.dim()) if varies_along(result, d)]
         if len(varying_out) > len(varying_in) and len(varying_out) > 1:
-            self._freeze_shadow(
-                src, f'{name} splits a channel dim into {tuple(result.shape)}; register an '
-                'adapter for this module to prune it', name, self.current_module)
+            grid = self._split_grid(result, varying_out) if len(varying_in) == 1 else None
+            if grid is not None:
+                self.pending_splits.append((name, self.current_module, grid, result.shape))
+                return
+            self._freeze_shadow(src, self._split_reason(name, result.shape), name,
+                                self.current_module)
+
+    @staticmethod
+    def _split_reason(name, shape) -> str:
+        return (f'{name} splits a channel dim into {tuple(shape)}; register an adapter for '
+                'this module to prune it')
+
+    @staticmethod
+    def _split_grid(result: Tensor, varying: List[int]) -> Optional[Tensor]:
+        """The ``(groups, positions)`` labels of a split into two adjacent dims, if every
+        value is labelled; else None."""
+        if len(varying) != 2 or varying[1] != varying[0] + 1:
+            return None
+        moved = compact(result).movedim(varying, (-2, -1))
+        grid = moved[(0, ) * (moved.dim() - 2)].expand(result.shape[varying[0]],
+                                                       result.shape[varying[1]])
+        return grid if bool((grid >= 0).all()) else None
+
+    def _resolve_splits(self) -> None:
+        """Unite position ``j`` of every group of each pending split, so that all groups keep
+        the same positions and ``(groups, C / groups)`` stays a product once pruned; the size
+        arguments are checked by the size rules. Splits into attention heads, or of channels
+        frozen anyway, are frozen as before: heads must stay apart."""
+        head_roots = set()
+        for site in self.heads:
+            head_roots.update(self.uf.roots(torch.cat(site.nodes)).tolist())
+        for name, module, grid, shape in self.pending_splits:
+            roots = set(self.uf.roots(torch.unique(grid)).tolist())
+            if roots & head_roots or any(r in self.uf.frozen for r in roots):
+                self._freeze_shadow(grid, self._split_reason(name, shape), name, module)
+            else:
+                self.uf.union_pairs(grid[1:], grid[:1].expand(grid.shape[0] - 1, -1))
 
     def _check_selection(self, name, src, result):
         """Indexing may pick tokens or batch entries, but dropping channel positions by a
@@ -743,7 +908,7 @@ class ChannelTracer(TorchFunctionMode):
         def channel_positions(shadow):
             size = 1
             for d in range(shadow.dim()):
-                if _varies_along(shadow, d):
+                if varies_along(shadow, d):
                     size *= shadow.shape[d]
             return size if _labelled(shadow) else 0
 
@@ -756,7 +921,7 @@ class ChannelTracer(TorchFunctionMode):
         """Spatial padding keeps each channel's label on the new border; padding along a
         dim that carries channels adds unlabelled entries (and is frozen by ``_check_pad``)."""
         padded = [src.dim() - 1 - i for i in range(len(pad) // 2)]
-        if not any(_varies_along(src, d) for d in padded):
+        if not any(varies_along(src, d) for d in padded):
             narrowed = src
             for d in padded:
                 narrowed = narrowed.narrow(d, 0, 1)
@@ -764,7 +929,7 @@ class ChannelTracer(TorchFunctionMode):
         return F.pad(src.contiguous(), tuple(pad), value=UNLABELLED)
 
     def _check_pad(self, src, result, args):
-        if src.dim() >= 2 and result.shape[1] != src.shape[1] and _varies_along(src, 1):
+        if src.dim() >= 2 and result.shape[1] != src.shape[1] and varies_along(src, 1):
             self._freeze_shadow(src, 'pad along the channel dim', 'pad', self.current_module)
 
     # ------------------------------------------------------------------ other rules
@@ -807,7 +972,7 @@ class ChannelTracer(TorchFunctionMode):
         keepdim = kwargs.get('keepdim', args[2] if len(args) > 2 and isinstance(args[2], bool)
                              else False)
         outs = _tensors(out)
-        if dims is None or any(_varies_along(shadow, d) for d in dims):
+        if dims is None or any(varies_along(shadow, d) for d in dims):
             if _labelled(shadow):
                 self._freeze_shadow(shadow, f'{name} reduces over a channel dim', name,
                                     self.current_module)
@@ -826,7 +991,7 @@ class ChannelTracer(TorchFunctionMode):
         x = args[0]
         dim = kwargs.get('dim', args[1] if len(args) > 1 else -1)
         shadow = self._shadow(x)
-        if dim is not None and _varies_along(shadow, dim):
+        if dim is not None and varies_along(shadow, dim):
             self._freeze_shadow(shadow, f'{name} over a channel dim', name, self.current_module)
             return self._set_shadow(out, torch.full((), UNLABELLED, dtype=torch.long), name)
         self._set_shadow(out, shadow, name)
@@ -860,9 +1025,76 @@ class ChannelTracer(TorchFunctionMode):
             self._add_compute('scaled_dot_product_attention', per_head, head_factor=heads)
         else:
             self._add_compute('scaled_dot_product_attention', per_head * q.shape[1])
-        self._set_shadow(out, shadows[2].expand(out.shape) if shadows[2].shape[-1] ==
-                         out.shape[-1] else torch.full((), UNLABELLED, dtype=torch.long),
+        # the output has q's tokens and v's channels (k/v may be subsampled, as in Twins)
+        v_tokens = shadows[2]
+        if not varies_along(v_tokens, -2):
+            v_tokens = v_tokens.narrow(-2, 0, 1)
+        same = v_tokens.shape[-1] == out.shape[-1] and v_tokens.shape[-2] in (1, out.shape[-2])
+        self._set_shadow(out, v_tokens.expand(out.shape) if same else
+                         torch.full((), UNLABELLED, dtype=torch.long),
                          'scaled_dot_product_attention')
+
+    # ------------------------------------------------------------------ buffers and extensions
+    def _setitem(self, name, args, kwargs, out):
+        """``target[index] = value`` writes ``value``'s channels into ``target``: where both
+        hold channels they are the same channels; channels written where the target holds
+        none (a buffer of fixed size) cannot be pruned."""
+        target, index, value = args[0], args[1], args[2]
+        module = self.current_module
+        ts = self._shadow(target)
+        region = ts[index]
+        vs = self._shadow_arg(value) if isinstance(value, Tensor) else None
+        if vs is not None and (_labelled(region) or _labelled(vs)):
+            vs = vs.expand(region.shape)
+            both = (region >= 0) & (vs >= 0)
+            self.uf.union_pairs(region[both], vs[both])
+            if ((vs >= 0) & (region < 0)).any():
+                self._freeze_shadow(vs, 'written by __setitem__ where the target holds no '
+                                    'channels (a buffer of fixed size)', name, module)
+            elif not _labelled(vs) and self._fixed_tensor_spans_channels(value, region):
+                self._freeze_shadow(region, 'overwritten by __setitem__ with a fixed-size '
+                                    'tensor', name, module)
+            new = ts.clone(memory_format=torch.contiguous_format)
+            new[index] = torch.where(region >= 0, region, vs)
+            self._set_shadow(target, new, name)
+        elif vs is not None:
+            self.fresh.discard(id(target))  # visible data written into a buffer
+        sized = [(v, region, d) for v, _, d in self._indexed_dims(target, index, None)
+                 if d < region.dim()]
+        self._check_size_uses(name, (index, ), {}, None, sized=sized)
+
+    def _check_invisible_outputs(self, name: str, module: nn.Module, args, outputs) -> None:
+        """An output that no traced op computed (never seen, or still an untouched factory
+        buffer) was written by code the tracer cannot see: typically a C++/CUDA extension
+        (mmcv ops are ``autograd.Function``s). A known channel-wise extension
+        (:data:`CHANNELWISE_EXTENSIONS`, e.g. RoIAlign) passes its input's channels on; for
+        any other, the input channels are frozen."""
+        inputs = [t for t in _tensors(args) if _labelled(self._shadow(t))]
+        if not inputs:
+            return
+        input_ids = {id(t) for t in _tensors(args)}
+        hidden = []
+        for t in outputs:
+            entry = self.shadows.get(id(t))
+            seen = entry is not None and entry[0] is t and id(t) not in self.fresh
+            if t.is_floating_point() and id(t) not in input_ids and not seen:
+                hidden.append(t)
+        if not hidden:
+            return
+        cls = type(module).__name__
+        x = inputs[0]
+        if cls in CHANNELWISE_EXTENSIONS and all(
+                x.dim() >= 2 and t.dim() >= 2 and t.shape[1] == x.shape[1] for t in hidden):
+            vec = self._channel_vector(x, 1)
+            for t in hidden:
+                self._set_channel_out(t, vec, 1, cls)
+            return
+        for t in inputs:
+            self._freeze_shadow(self._shadow(t), f'{cls} computes its output outside torch '
+                                'functions (a C++/CUDA extension the tracer cannot see into)',
+                                cls, name)
+        for t in hidden:
+            self._set_shadow(t, torch.full((), UNLABELLED, dtype=torch.long), cls)
 
     # ------------------------------------------------------------------ residual blocks
     def _note_relu(self, x: Tensor, out: Tensor):

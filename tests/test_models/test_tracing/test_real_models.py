@@ -59,10 +59,12 @@ def test_exported_equals_masked(name, checked, tmp_path):
     assert result['max_abs_diff'] <= 1e-4 * max(1.0, result['output_scale'])
     assert result['unpruned_diff'] > 1e-2 * result['output_scale']  # pruning changed the function
     assert result['flops_ratio'] < 0.6 and result['params_ratio'] < 0.6
-    # only expected constraints (outputs, DFL head) or attention internals are frozen
+    # only expected constraints (outputs, the DFL head's softmax over its bins) or attention
+    # internals are frozen
     for reason in result['frozen']:
         assert ('model output' in reason or 'splits a channel dim' in reason
-                or 'attention head' in reason), reason
+                or 'attention head' in reason or
+                reason.startswith("softmax over a channel dim (softmax in 'bbox_head")), reason
 
     # structure JSON round trip rebuilds the same pruned model without tracing
     path = tmp_path / 'structure.json'
@@ -87,3 +89,57 @@ def test_structure_for_another_config_is_rejected(tmp_path):
     corrupted.write_text('{"version": 1, "slots": {')
     with pytest.raises(StructureError, match='corrupted structure file'):
         load_structure(str(corrupted))
+
+
+class _SwinBlockNet(torch.nn.Module):
+    """Embedding -> mmpretrain SwinBlock -> head: WindowMSA computes its head size as
+    ``C // num_heads`` from ``x.shape``."""
+
+    def __init__(self):
+        super().__init__()
+        from mmpretrain.models.backbones.swin_transformer import SwinBlock
+        self.embed = torch.nn.Linear(3, 16)
+        self.block = SwinBlock(16, num_heads=2, window_size=4)
+        self.head = torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.head(self.block(self.embed(x), (8, 8)))
+
+
+def _res2net_block():
+    """Res2Net's ``torch.split(x, self.width, 1)``: a constant split size."""
+    from mmpretrain.models.backbones.res2net import Bottle2neck
+    return Bottle2neck(64, 64, scales=4, base_width=26, base_channels=16)
+
+
+def _van():
+    """VAN reshapes stage outputs to ``block.out_channels``, kept in step by an adapter."""
+    from mmpretrain.models.backbones import VAN
+    return VAN(arch=dict(embed_dims=[8, 16], depths=[1, 1], ffn_ratios=[2, 2]),
+               out_indices=(1, ))
+
+
+SIZE_READ_MODELS = {  # (build, input shape, channel units, frozen reason expected)
+    'swin_block': (_SwinBlockNet, (1, 64, 3), 1,
+                   "reshape sizes a dim by a size read from a tensor (x.shape/size() read in "
+                   "'block.attn.w_msa')"),
+    'res2net_block': (_res2net_block, (1, 64, 8, 8), 1,
+                      'split gives a channel dim the constant size 26'),
+    'van': (_van, (1, 3, 32, 32), 5, None),
+}
+
+
+@pytest.mark.parametrize('name', list(SIZE_READ_MODELS))
+def test_sizes_in_model_code_keep_the_export_exact(name):
+    """Sizes read from tensors or held in attributes: the export runs and equals the masked
+    model (these crashed the exported model before the size rules)."""
+    make, shape, units, reason = SIZE_READ_MODELS[name]
+    torch.manual_seed(0)
+    model = make()
+    model.eval()
+    result = prune_check(model, torch.randn(*shape), keep_ratio=0.5, seed=0)
+    assert result['num_channel_units'] == units
+    assert result['max_abs_diff'] <= 1e-5 * max(1.0, result['output_scale'])
+    assert result['flops_ratio'] < 0.9
+    if reason is not None:
+        assert any(r.startswith(reason) for r in result['frozen']), result['frozen']
