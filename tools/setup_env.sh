@@ -67,7 +67,14 @@ echo "[setup] installing the OpenMMLab stack and test requirements"
   -r "$ROOT/requirements/tests.txt"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
-"$VENV/bin/python" -c "import mmdms, mmcv.ops, mmdet, mmpretrain, mmyolo; print('[setup] imports ok: mmdms', mmdms.__version__)"
+# mmdeploy declares protobuf<=3.20.2 (-> onnx 1.17), which contradicts onnxruntime's
+# protobuf>=4.25; its ONNX export runs with the newer one, so install it without its deps
+# (docs/deploy.md). `pip check` reports that one pin.
+echo "[setup] installing mmdeploy (--no-deps) and its other dependencies"
+"${PIP[@]}" -r "$ROOT/requirements/deploy.txt"
+"${PIP[@]}" --no-deps -r "$ROOT/requirements/optional.txt"
+
+"$VENV/bin/python" -c "import mmdms, mmcv.ops, mmdet, mmpretrain, mmyolo, mmdeploy; print('[setup] imports ok: mmdms', mmdms.__version__)"
 fingerprint > "$STAMP"
 prepare_data
 echo "[setup] done in $(( $(date +%s) - start )) s"
