@@ -4,6 +4,12 @@ on CIFAR-10, on CPU, resumable, with one command:
     python tools/experiments/cifar10_dms_vs_baselines.py --work-dir work_dirs/exp_cifar10
     python tools/experiments/cifar10_dms_vs_baselines.py --smoke      # CI size, ~1 min
 
+A pilot (one run with overridden settings, in a work dir of its own; pass ``--results-md``
+and ``--results-dir`` too, or its tables replace those of docs/results.md)::
+
+    python tools/experiments/cifar10_dms_vs_baselines.py --work-dir work_dirs/exp_pilot/x
+        --arms dms_np --budgets 0.5 --seeds 0 --cfg-options search_fraction=0.1
+
 Every run (arm, budget, seed) is a chain of steps (search, export, prune, train, test);
 each finished step stores a JSON and each run a result JSON under ``--work-dir``, written
 atomically. Run the same command again after an interruption: finished runs and steps are
@@ -28,7 +34,7 @@ REPO = osp.dirname(osp.dirname(HERE))
 sys.path[:0] = [REPO, HERE]
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 
 from dmsexp import report  # noqa: E402
 from dmsexp.arms import ARMS, Experiment  # noqa: E402
@@ -58,6 +64,10 @@ def parse_args():
     parser.add_argument('--budgets', type=float, nargs='+',
                         help='FLOPs budgets as fractions of the supernet (e.g. 0.5 0.25)')
     parser.add_argument('--arms', nargs='+', choices=ARMS, help='subset of arms to run')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override settings of the experiment config, e.g. '
+                        'dms.structure_lr=5e-3 search_fraction=0.2 (a work dir keeps the '
+                        'settings it was started with)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch CPU threads (default 1: on shared cores two threads '
                         'spin-wait for each other and run several times slower)')
@@ -72,6 +82,8 @@ def parse_args():
 
 def load_experiment(args) -> Config:
     exp = Config.fromfile(args.config or (SMOKE_CONFIG if args.smoke else CONFIG))
+    if args.cfg_options:
+        exp.merge_from_dict(args.cfg_options)
     for key in ('seeds', 'budgets', 'arms'):
         if getattr(args, key):
             exp[key] = list(getattr(args, key))
@@ -170,6 +182,9 @@ def settings_for_report(ctx: Experiment, exp: Config, splits: dict) -> dict:
         epochs=ctx.total * exp.batch_size / counts['train'], lr=exp.optimizer.lr,
         search_iters=ctx.search_iters, search_fraction=exp.search_fraction,
         structure_lr=exp.dms.structure_lr, loss_weight=exp.dms.loss_weight,
+        decay_fraction=exp.dms.decay_fraction, importance_metric=exp.dms.importance_metric,
+        importance_decay=exp.dms.get('importance_decay', 0.99),
+        prune_depth=exp.dms.get('prune_depth', True),
         pretrain_iters=ctx.pretrain_iters, l1_steps=exp.l1_iterative_steps,
         prune_at=ctx.iterative_schedule(), budgets=list(exp.budgets), seeds=list(exp.seeds),
         arms=list(exp.arms))
@@ -189,7 +204,9 @@ def write_reports(args, ctx: Experiment, exp: Config, splits: dict, plan, work_d
     report.write_json_report(osp.join(results_dir, 'cifar10.json'), plan, settings, results)
     command = 'python tools/experiments/cifar10_dms_vs_baselines.py' + (
         ' --smoke' if args.smoke else '') + (f' --work-dir {osp.relpath(work_dir, REPO)}'
-                                             if work_dir.startswith(REPO) else '')
+                                             if work_dir.startswith(REPO) else '') + (
+        ' --cfg-options ' + ' '.join(f'{k}={v}' for k, v in args.cfg_options.items())
+        if args.cfg_options else '')
     plot_rel = osp.relpath(plot, osp.dirname(osp.abspath(results_md))) if plot else None
     report.write_section(results_md, 'cifar10', report.markdown(
         work_dir, plan, settings, results, plot_rel, command, REPO))

@@ -84,7 +84,9 @@ def phase_config(exp: Config, work_dir: str, seed: int, iters: int, model: dict,
         cfg.update(
             model=dict(type='DMSAlgorithm', architecture=_plain(model),
                        mutator=dict(type='DMSMutator',
-                                    importance_metric=dms.importance_metric),
+                                    importance_metric=dms.importance_metric,
+                                    importance_decay=dms.get('importance_decay', 0.99),
+                                    prune_depth=dms.get('prune_depth', True)),
                        target_ratio=search['target_ratio'], resource='flops',
                        loss_weight=dms.loss_weight, input_shape=tuple(exp.input_shape)),
             optim_wrapper=dict(
