@@ -1,3 +1,3 @@
-from .structure_plot import plot_structure
+from .structure_plot import plot_structure, save_figure
 
-__all__ = ['plot_structure']
+__all__ = ['plot_structure', 'save_figure']

@@ -2,6 +2,17 @@
 from mmdms.utils.fileio import atomic_write
 
 
+def save_figure(fig, path: str, dpi: int = 110) -> str:
+    """Lay out, write atomically (no half-written image) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    finally:
+        plt.close(fig)
+    return path
+
+
 def plot_structure(summary: dict, path: str, title: str = 'DMS structure') -> str:
     """Bar chart of kept/original per unit (width, heads) and per stage (depth); atomic write."""
     import matplotlib
@@ -34,9 +45,4 @@ def plot_structure(summary: dict, path: str, title: str = 'DMS structure') -> st
     ax.set_xticklabels([u['unit'].replace('depth:', '').replace('backbone.', '')
                         for u in depth], rotation=30, fontsize=7)
     ax.legend(loc='upper left')
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)

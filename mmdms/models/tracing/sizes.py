@@ -92,46 +92,37 @@ _METHODS = [f'__{n}__' for n in _BINARY] + [f'__r{n}__' for n in _BINARY] + \
     ['__neg__', '__abs__']
 
 
-class TaggedInt(int):
+class _TaggedNumber:
+    """What :class:`TaggedInt` and :class:`TaggedFloat` share; ``_plain`` is the number type."""
+    _plain = int
+    tag: SizeTag
+
+    def __new__(cls, value, tag: SizeTag):
+        obj = cls._plain.__new__(cls, value)
+        obj.tag = tag
+        return obj
+
+    def __reduce__(self):  # copies and pickles are plain numbers (the tag holds tensors)
+        return self._plain, (self._plain(self), )
+
+    def __pos__(self):
+        return self
+
+    def __repr__(self):
+        return self._plain.__repr__(self)
+
+    def __str__(self):
+        return self._plain.__repr__(self)
+
+
+class TaggedInt(_TaggedNumber, int):
     """An ``int`` read from a channel dimension of a traced tensor (see module docstring)."""
-    tag: SizeTag
-
-    def __new__(cls, value: int, tag: SizeTag):
-        obj = super().__new__(cls, value)
-        obj.tag = tag
-        return obj
-
-    def __reduce__(self):  # copies and pickles are plain numbers (the tag holds tensors)
-        return int, (int(self), )
-
-    def __pos__(self):
-        return self
-
-    def __repr__(self):
-        return int.__repr__(self)
-
-    __str__ = __repr__
+    _plain = int
 
 
-class TaggedFloat(float):
+class TaggedFloat(_TaggedNumber, float):
     """A ``float`` computed from a :class:`TaggedInt` (e.g. a softmax scale ``C ** -0.5``)."""
-    tag: SizeTag
-
-    def __new__(cls, value: float, tag: SizeTag):
-        obj = super().__new__(cls, value)
-        obj.tag = tag
-        return obj
-
-    def __reduce__(self):  # copies and pickles are plain numbers (the tag holds tensors)
-        return float, (float(self), )
-
-    def __pos__(self):
-        return self
-
-    def __repr__(self):
-        return float.__repr__(self)
-
-    __str__ = __repr__
+    _plain = float
 
 
 for _name in _METHODS:

@@ -6,7 +6,8 @@ import statistics
 import subprocess
 from typing import Dict, List, Optional
 
-from mmdms.utils.fileio import atomic_write, atomic_write_text
+from mmdms.utils.fileio import atomic_write_text
+from mmdms.visualization import save_figure
 
 ARM_LABELS = {
     'uniform': 'Uniform width scaling (scratch)',
@@ -127,12 +128,7 @@ def plot_widths(results: List[dict], path: str) -> Optional[str]:
         ax.set_title(f'FLOPs budget {budget:g} of the supernet: per-unit widths (channels) and '
                      'depths (removable blocks)', fontsize=9)
         ax.legend(fontsize=7, loc='lower left', ncol=3)
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _fmt_budget_table(rows: List[dict], budgets: List[float], arms: List[str]) -> List[str]:
