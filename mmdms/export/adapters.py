@@ -27,7 +27,8 @@ def update_layer_attributes(module: nn.Module, was_depthwise: bool = False) -> N
         if module.weight is not None:  # whole groups are pruned: the group size stays
             per_group = module.num_channels // module.num_groups
             module.num_channels = module.weight.shape[0]
-            module.num_groups = module.num_channels // per_group
+            module.num_groups = 1 if module.num_groups == 1 else \
+                module.num_channels // per_group
 
 
 @PRUNING_ADAPTERS.register_module(name='CSPLayerWithTwoConv')

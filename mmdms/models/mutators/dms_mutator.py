@@ -113,6 +113,29 @@ def _masked_layer_norm(self, x):
     return y
 
 
+def _masked_group_norm(self, x):
+    """One-group GroupNorm (statistics over C, H, W) restricted to the kept channels: the
+    counterpart of :func:`_masked_layer_norm` for channels-first layouts (PoolFormer)."""
+    m = getattr(self, MASK_ATTR)().to(x.dtype)
+    if not m.requires_grad and bool(((m == 0) | (m == 1)).all()):
+        kept = torch.nonzero(m).flatten()
+        if kept.numel() == m.numel():
+            return F.group_norm(x, 1, self.weight, self.bias, self.eps)
+        out = x.new_zeros(x.shape)
+        out[:, kept] = F.group_norm(x.index_select(1, kept), 1,
+                                    self.weight.index_select(0, kept),
+                                    self.bias.index_select(0, kept), self.eps)
+        return out
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    dims = tuple(range(1, x.dim()))
+    weights = m.view(shape)
+    total = m.sum().clamp_min(1e-6) * (x[0, 0].numel())
+    mean = (x * weights).sum(dims, keepdim=True) / total
+    var = ((x * x * weights).sum(dims, keepdim=True) / total - mean * mean).clamp_min(0)
+    y = (x - mean) * torch.rsqrt(var + self.eps)
+    return y * self.weight.view(shape) + self.bias.view(shape)
+
+
 @MODELS.register_module()
 class DMSMutator(nn.Module):
     """Traces a supernet, builds width and depth units, and applies their masks.
@@ -241,6 +264,8 @@ class DMSMutator(nn.Module):
             module.__dict__[MASK_ATTR] = _MaskSource(self, index)
             if site.kind == 'layer_norm':
                 forward = _masked_layer_norm
+            elif site.kind == 'group_norm':
+                forward = _masked_group_norm
             elif type(module).forward in STOCK_FORWARDS and getattr(module, 'groups', 1) == 1:
                 forward = _weight_masked_linear if isinstance(module, nn.Linear) \
                     else _weight_masked_conv

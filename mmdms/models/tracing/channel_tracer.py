@@ -34,7 +34,9 @@ from .union_find import UnionFind
 
 UNLABELLED = -1
 
-MASKABLE_CONSUMERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.LayerNorm)
+MASKABLE_CONSUMERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.LayerNorm, nn.GroupNorm)
+# norm layers whose statistics the mutator masks (their class forward must be the stock one)
+MASKED_NORM_FORWARDS = {'layer_norm': nn.LayerNorm.forward, 'group_norm': nn.GroupNorm.forward}
 
 
 @dataclass
@@ -50,7 +52,7 @@ class ParamSlot:
 class ConsumerSite:
     """A module that mixes channels of its input; the unit masks are applied on that input."""
     module: str
-    kind: str  # 'conv' | 'linear' | 'layer_norm'
+    kind: str  # 'conv' | 'linear' | 'layer_norm' | 'group_norm'
     dim: int
     nodes: Tensor
 
@@ -487,10 +489,11 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                 vec, f'{kind} weight {pname!r} is applied outside a standard '
                 f'{kind} module forward, so its input cannot be masked', kind, top_name)
             return
-        if kind == 'layer_norm' and type(module).forward is not nn.LayerNorm.forward:
+        stock = MASKED_NORM_FORWARDS.get(kind)
+        if stock is not None and type(module).forward is not stock:
             self._freeze_shadow(
-                vec, f'{type(module).__name__} at {owner!r} overrides LayerNorm.forward, so its '
-                'statistics cannot be masked', kind, top_name)
+                vec, f'{type(module).__name__} at {owner!r} overrides {stock.__qualname__}, so '
+                'its statistics cannot be masked', kind, top_name)
             return
         self.consumers.append(ConsumerSite(owner, kind, dim, vec))
 
@@ -645,9 +648,10 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
 
     def _group_norm(self, args, kwargs, out):
         """Each group is normalised by its own statistics, so whole groups can go: the
-        channels of a group become one element (the exporter updates ``num_groups``). With
-        one group (or no affine weight to slice) the statistics span every channel and the
-        channels are frozen."""
+        channels of a group become one element (the exporter updates ``num_groups``). One
+        group (PoolFormer's "LayerNorm over C, H, W") is a consumer whose statistics the
+        mutator restricts to the kept channels, like LayerNorm. Without an affine weight to
+        slice, the channels are frozen."""
         x = args[0]
         vec = self._channel_vector(x, 1)
         num_groups = args[1] if len(args) > 1 else kwargs.get('num_groups')
@@ -661,6 +665,8 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                 self._freeze_shadow(vec, f'group_norm (num_groups={num_groups}) mixes prunable '
                                     'and fixed channels in a group', 'group_norm',
                                     self.current_module)
+        elif num_groups == 1 and weight is not None and self._slot(weight, 0, 'follower'):
+            self._consumer(weight, 'group_norm', x, 1, vec)
         else:
             self._freeze_shadow(vec, f'group_norm (num_groups={num_groups}) normalises across '
                                 'all channels of a group', 'group_norm', self.current_module)

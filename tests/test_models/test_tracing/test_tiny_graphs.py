@@ -233,8 +233,20 @@ def test_group_norm_prunes_whole_groups():
     assert (exported.gn.num_groups, exported.gn.num_channels) == (2, 8)
 
 
-def test_group_norm_with_one_group_is_frozen_with_reason():
-    mutator, groups, sizes = discover(GroupNormTower(gn1_groups=1), torch.randn(2, 3, 6, 6))
+def test_group_norm_with_one_group_masks_its_statistics():
+    x = torch.randn(2, 3, 6, 6)
+    mutator, groups, sizes = discover(GroupNormTower(gn1_groups=1), x)
+    assert sizes == {'a': 4, 'b': 8}  # one group: every channel is its own element
+    result = check_exact(GroupNormTower(gn1_groups=1), x)
+    from mmdms.export import apply_structure
+    exported = apply_structure(GroupNormTower(gn1_groups=1), result['structure'])
+    assert exported.gn1.num_groups == 1 and exported.gn1.num_channels == exported.b.out_channels
+
+
+def test_group_norm_without_affine_is_frozen_with_reason():
+    model = GroupNormTower(gn1_groups=1)
+    model.gn1 = nn.GroupNorm(1, 8, affine=False)
+    mutator, groups, sizes = discover(model, torch.randn(2, 3, 6, 6))
     assert sizes == {'a': 4}
     reasons = {f['group']: f['reason'] for f in mutator.graph.frozen_report()}
     assert 'group_norm (num_groups=1) normalises across all channels' in reasons['b']
