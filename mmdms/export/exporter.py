@@ -156,6 +156,7 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
     """
     from mmdms.analysis import count_complexity
     from mmdms.engine.hooks import structure_summary
+    from mmdms.models.mutators import resource_ratio
     from mmdms.registry import MODELS
     from mmdms.utils import register_all_modules
     from mmdms.visualization import plot_structure
@@ -173,8 +174,7 @@ def export_pruned(config: str, checkpoint: str, out_dir: str,
         algorithm = MODELS.build(cfg.model)
     meta = load_dms_state(algorithm, checkpoint).get('meta', {})
     algorithm.eval()
-    searched_ratio = float(algorithm.mutator.resources(hard=True)['flops']) / \
-        algorithm.mutator.original_resources['flops']
+    searched_ratio = resource_ratio(algorithm.mutator, 'flops')
     fit = fit_structure(algorithm, target_flops, divisor, tolerance)
     structure = algorithm.structure()
     pruned = algorithm.export_architecture().eval()

@@ -134,9 +134,10 @@ def scale_to_budget(mutator,
         return resource_ratio(mutator, resource)
 
     low, high = 0.0, max(units[i].num_elements / max(base[i], 1) for i in scalable)
-    if ratio_at(counts_at(low)) > target_ratio * (1 + tolerance):
+    smallest = ratio_at(counts_at(low))
+    if smallest > target_ratio * (1 + tolerance):
         raise BudgetError(f'the smallest model this structure scales to has {resource} ratio '
-                          f'{ratio_at(counts_at(low)):.4f} > target {target_ratio}')
+                          f'{smallest:.4f} > target {target_ratio}')
     best = None
     for _ in range(60):  # bisection over the common factor; the ratio is monotone in it
         mid = 0.5 * (low + high)

@@ -82,6 +82,14 @@ def _stock_forwards() -> tuple:
 STOCK_FORWARDS = _stock_forwards()
 
 
+def _hard_kept(mask: Tensor) -> Optional[Tensor]:
+    """Indices of the kept channels when ``mask`` is a hard 0/1 mask (checks, export-time
+    validation), else None: masked norms then run the native kernel on the kept channels."""
+    if mask.requires_grad or not bool(((mask == 0) | (mask == 1)).all()):
+        return None
+    return torch.nonzero(mask).flatten()
+
+
 def _masked_layer_norm(self, x):
     """LayerNorm whose statistics cover only the kept channels, so a hard-masked LayerNorm
     equals the physically smaller one exactly.
@@ -91,8 +99,8 @@ def _masked_layer_norm(self, x):
     weighted sums as matrix-vector products rather than element-wise reductions.
     """
     m = getattr(self, MASK_ATTR)().to(x.dtype)
-    if not m.requires_grad and bool(((m == 0) | (m == 1)).all()):
-        kept = torch.nonzero(m).flatten()
+    kept = _hard_kept(m)
+    if kept is not None:
         if kept.numel() == m.numel():
             return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         out = x.new_zeros(x.shape)
@@ -117,8 +125,8 @@ def _masked_group_norm(self, x):
     """One-group GroupNorm (statistics over C, H, W) restricted to the kept channels: the
     counterpart of :func:`_masked_layer_norm` for channels-first layouts (PoolFormer)."""
     m = getattr(self, MASK_ATTR)().to(x.dtype)
-    if not m.requires_grad and bool(((m == 0) | (m == 1)).all()):
-        kept = torch.nonzero(m).flatten()
+    kept = _hard_kept(m)
+    if kept is not None:
         if kept.numel() == m.numel():
             return F.group_norm(x, 1, self.weight, self.bias, self.eps)
         out = x.new_zeros(x.shape)
