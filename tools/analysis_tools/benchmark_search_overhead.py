@@ -102,6 +102,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--out', default='docs/benchmarks/search_overhead')
     args = parser.parse_args()
+    load_before = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     rows = []
     for name in args.models:
         rows.append(benchmark(name, args.repeats))
@@ -115,9 +116,15 @@ def main():
               f'{r["ratio"]:.3f} | {r["ratio_of_minima"]:.3f} |' for r in rows]
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     meta = dict(threads=torch.get_num_threads(), torch=torch.__version__, repeats=args.repeats,
-                load_average_1min=load)
+                load_average_1min=load, load_average_1min_before=load_before,
+                date=time.strftime('%Y-%m-%dT%H:%M:%S'))
+    header = ['# DMS search step vs plain training step', '',
+              f'Generated {meta["date"]} by `tools/analysis_tools/benchmark_search_overhead.py '
+              f'--repeats {args.repeats}` (torch {meta["torch"]}, {meta["threads"]} threads, '
+              f'1-min load average {load_before:.2f} before, {load:.2f} after). Steps alternate '
+              'plain/DMS; target: DMS / plain <= 1.15.', '']
     atomic_write_text(args.out + '.json', json.dumps(dict(meta=meta, rows=rows), indent=1))
-    atomic_write_text(args.out + '.md', '\n'.join(lines) + '\n')
+    atomic_write_text(args.out + '.md', '\n'.join(header + lines) + '\n')
     print('\n'.join(lines))
 
 
