@@ -233,6 +233,10 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self._init_size_rules()
         self.fresh: set = set()  # allocated by a factory op, no data written by a visible op
         self.pending_splits: List[tuple] = []  # channel dims split in two, see _check_reshape
+        # attention scores ``q @ k^T``: score node -> (head index, the head's q/k nodes)
+        self.score_heads: Dict[int, Tuple[int, Tensor]] = {}
+        # parameters applied alike to every head/group of a channel grid, see _operand_shadow
+        self.grid_followers: List[Tuple[ParamSlot, Tensor, int]] = []
         self._grouped: set = set()  # ids of grouped-conv weights pruned per group position
 
     # ------------------------------------------------------------------ public entry point
@@ -250,6 +254,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         for t in _tensors(outputs):
             self._freeze_shadow(self._shadow(t), 'reaches a model output', 'output', '',
                                 expected=True)
+        self._resolve_grid_followers()
         self._resolve_splits()
         self._resolve_size_checks()
         result = TraceResult(
@@ -451,8 +456,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         if name == 'scaled_dot_product_attention':
             return self._attention(args, kwargs, out)
         if name in ('matmul', 'bmm', '__matmul__') and len(inputs) == 2:
-            a, b = inputs  # counted like mmengine, as a constant: its channels get frozen
-            self._add_compute(name, a.numel() * b.shape[-1])
+            return self._matmul(name, inputs[0], inputs[1], out)
         return self._unsupported(name, inputs, out)
 
     def _unsupported(self, name, inputs, out, reason=None):
@@ -714,7 +718,13 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             offset = len(out_shape) - t.dim()
             dims = [d for d in range(t.dim())
                     if t.shape[d] > 1 and varies_along(other_shadow, d + offset)]
-            if len(dims) == 1:
+            grid = [d for d in range(len(out_shape)) if varies_along(other_shadow, d)]
+            if len(dims) == 1 and len(grid) > 1:
+                # one parameter row for every head / group (a RoPE table over head dims):
+                # tied position-wise at the end, unless the grid is attention heads
+                slot = self._slot(t, dims[0], 'follower')
+                self.grid_followers.append((slot, compact(other_shadow), dims[0] + offset))
+            elif len(dims) == 1:
                 slot = self._slot(t, dims[0], 'follower')
                 view = [1] * t.dim()
                 view[dims[0]] = t.shape[dims[0]]
@@ -907,6 +917,25 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             else:
                 self.uf.union_pairs(grid[1:], grid[:1].expand(grid.shape[0] - 1, -1))
 
+    def _resolve_grid_followers(self) -> None:
+        """A parameter applied alike to every head of an attention layer indexes positions
+        inside a head, which are never pruned (whole heads are): it stays whole. Applied to
+        the groups of any other grid, its row ``j`` is tied to position ``j`` of every group,
+        as an element-wise operand always is."""
+        head_roots = set()
+        for site in self.heads:
+            head_roots.update(self.uf.roots(torch.cat(site.nodes)).tolist())
+        for slot, grid, dim in self.grid_followers:
+            labels = grid[grid >= 0]
+            if labels.numel() and set(self.uf.roots(torch.unique(labels)).tolist()) & head_roots:
+                self.uf.freeze(slot.nodes.tolist(), 'applied alike to every attention head '
+                               '(positions inside a head are not pruned)')
+                continue
+            rows = grid.movedim(dim, -1).reshape(-1, grid.shape[dim])
+            nodes = slot.nodes.expand_as(rows)
+            both = rows >= 0
+            self.uf.union_pairs(rows[both], nodes[both])
+
     def _check_selection(self, name, src, result):
         """Indexing may pick tokens or batch entries, but dropping channel positions by a
         hard-coded index would break once channels are pruned."""
@@ -1039,6 +1068,112 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self._set_shadow(out, v_tokens.expand(out.shape) if same else
                          torch.full((), UNLABELLED, dtype=torch.long),
                          'scaled_dot_product_attention')
+
+    # ------------------------------------------------------------------ matmul attention
+    def _matmul(self, name: str, a: Tensor, b: Tensor, out: Tensor):
+        """``a @ b``, counted like mmengine (``numel(a) * b.shape[-1]``).
+
+        Attention written with matmuls (``q @ k^T``, softmax, ``attn @ v``; BEiT, EVA, Swin)
+        gets the same head units as ``scaled_dot_product_attention``: see
+        :meth:`_attention_scores` and :meth:`_attention_context`. Any other product of
+        labelled tensors freezes its inputs."""
+        coef = a.numel() * b.shape[-1]
+        sa, sb = self._shadow(a), self._shadow(b)
+        if not (_labelled(sa) or _labelled(sb)):
+            self._add_compute(name, coef)
+            return self._set_shadow(out, torch.full((), UNLABELLED, dtype=torch.long), name)
+        if self._attention_scores(name, a, b, out, coef) or \
+                self._attention_context(name, a, b, out, coef):
+            return None
+        self._add_compute(name, coef)
+        return self._unsupported(name, [a, b], out)
+
+    @staticmethod
+    def _head_dim(a: Tensor, b: Tensor, sa: Tensor, sb: Tensor, a_inner: int,
+                  b_inner: int) -> Optional[int]:
+        """The one batch dim of a batched matmul along which both operands' channels vary
+        (the heads), when ``a`` varies only there and at ``a_inner`` and ``b`` only there and
+        at ``b_inner``; else None."""
+        if a.dim() != b.dim() or a.dim() < 3 or a.shape[:-2] != b.shape[:-2]:
+            return None
+        n = a.dim()
+        va = {d for d in range(n) if varies_along(sa, d)}
+        vb = {d for d in range(n) if varies_along(sb, d)}
+        batch_a, batch_b = va - {a_inner % n}, vb - {b_inner % n}
+        if len(batch_a) != 1 or batch_a != batch_b or max(batch_a) >= n - 2:
+            return None
+        if (va - batch_a) - {a_inner % n} or (vb - batch_b) - {b_inner % n}:
+            return None
+        return batch_a.pop()
+
+    @staticmethod
+    def _per_head_nodes(shadow: Tensor, dim: int) -> Optional[List[Tensor]]:
+        """Node ids at each index of ``dim``, or None when some value is unlabelled."""
+        small = compact(shadow)
+        if bool((small < 0).any()):
+            return None
+        if small.shape[dim] == 1:
+            return None
+        return [torch.unique(small.select(dim, h)) for h in range(small.shape[dim])]
+
+    def _attention_scores(self, name, q: Tensor, k_t: Tensor, out: Tensor, coef: float) -> bool:
+        """``q @ k^T`` over ``(..., heads, N, d) x (..., heads, d, M)``: the per-head dims are
+        contracted, so the scores hold one new *score node* per head. The heads become a head
+        site at :meth:`_attention_context` if those nodes reach ``attn @ v`` untouched by
+        anything that spans heads (e.g. a relative position bias of fixed size freezes them).
+        """
+        sq, sk = self._shadow(q), self._shadow(k_t)
+        dim = self._head_dim(q, k_t, sq, sk, -1, -2)
+        if dim is None or not (varies_along(sq, -1) and varies_along(sk, -2)):
+            return False
+        q_heads, k_heads = self._per_head_nodes(sq, dim), self._per_head_nodes(sk, dim)
+        if q_heads is None or k_heads is None:
+            return False
+        reason = 'channels inside an attention head (the softmax scale depends on them)'
+        for shadow in (sq, sk):
+            self._freeze_shadow(shadow, reason, name, self.current_module)
+        score_nodes = self.uf.new_nodes(len(q_heads))
+        for h, node in enumerate(score_nodes.tolist()):
+            self.score_heads[node] = (h, torch.cat([q_heads[h], k_heads[h]]))
+        heads = [torch.cat([q_heads[h], k_heads[h], score_nodes[h:h + 1]])
+                 for h in range(len(q_heads))]
+        self._add_compute(name, coef / len(heads), head_factor=heads)
+        shape = [1] * out.dim()
+        shape[dim] = len(heads)
+        self._set_shadow(out, score_nodes.view(shape).expand(out.shape), name)
+        return True
+
+    def _attention_context(self, name, attn: Tensor, v: Tensor, out: Tensor,
+                           coef: float) -> bool:
+        """``attn @ v`` with ``attn`` holding the score nodes of :meth:`_attention_scores`:
+        a head site over q/k/v (and score) nodes, as for ``scaled_dot_product_attention``;
+        the output keeps v's channels, head by head."""
+        sa, sv = self._shadow(attn), self._shadow(v)
+        dim = self._head_dim(attn, v, sa, sv, -1, -1)
+        if dim is None or varies_along(sa, -1) or not varies_along(sv, -1):
+            return False
+        score_heads = self._per_head_nodes(sa, dim)
+        v_heads = self._per_head_nodes(sv, dim)
+        if score_heads is None or v_heads is None:
+            return False
+        heads = []
+        for h, nodes in enumerate(score_heads):
+            entry = self.score_heads.get(int(nodes[0])) if nodes.numel() == 1 else None
+            if entry is None or entry[0] != h or int(self.uf.find(int(nodes[0]))) in \
+                    self.uf.frozen:
+                return False  # not our scores, or something fixed spans the heads
+            heads.append(torch.cat([entry[1], nodes, v_heads[h]]))
+        roots = [set(self.uf.roots(n).tolist()) for n in heads]
+        if any(roots[i] & roots[j] for i in range(len(roots)) for j in range(i + 1, len(roots))):
+            return False
+        reason = 'channels inside an attention head (the softmax scale depends on them)'
+        self._freeze_shadow(sv, reason, name, self.current_module)
+        self._freeze_shadow(sa, reason, name, self.current_module)
+        self.heads.append(HeadSite(self.current_module, heads))
+        self._add_compute(name, coef / len(heads), head_factor=heads)
+        # v's channels vary along heads and dim -1 only (see _head_dim): one token row is all
+        self._set_shadow(out, compact(sv).narrow(-2, 0, 1).expand(out.shape), name)
+        return True
 
     # ------------------------------------------------------------------ buffers and extensions
     def _setitem(self, name, args, kwargs, out):
