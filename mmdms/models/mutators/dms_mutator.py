@@ -57,6 +57,36 @@ def _input_mask_hook(module, args):
     return (x * mask, ) + tuple(args[1:])
 
 
+WEIGHTS_ATTR = '_dms_masked_weights'
+SAVED_WEIGHTS_ATTR = '_dms_saved_weights'
+
+
+def _swap_in_masked_weights(module, args):
+    """Pre-hook of a module whose forward applies a submodule's weight itself
+    (``F.linear(x, self.qkv.weight, bias)``): during that forward the weight reads ``W * m``
+    (mask on its input dim), which equals masking the input, as for stock layers.
+
+    The tensor goes into ``_parameters`` directly (``setattr`` takes only Parameters), so
+    gradients reach both ``W`` and ``m``; :func:`_restore_weights` puts ``W`` back, also when
+    the forward raises. A stack of saved weights keeps nested calls correct.
+    """
+    saved = []
+    module.__dict__.setdefault(SAVED_WEIGHTS_ATTR, []).append(saved)
+    for path, name, source in module.__dict__[WEIGHTS_ATTR]:
+        owner = module.get_submodule(path)
+        weight = owner._parameters[name]
+        mask = source().to(weight.dtype)
+        saved.append((owner, name, weight))
+        owner._parameters[name] = weight * mask.view([1, -1] + [1] * (weight.dim() - 2))
+
+
+def _restore_weights(module, args, output):
+    """Forward hook (``always_call``) undoing :func:`_swap_in_masked_weights`."""
+    stack = module.__dict__.get(SAVED_WEIGHTS_ATTR)
+    for owner, name, weight in reversed(stack.pop() if stack else []):
+        owner._parameters[name] = weight
+
+
 def _block_mask_hook(module, args, output):
     """``x + m_b * f(x)``: scale the output of the module that produces ``f(x)``."""
     mutator, unit_idx, element = getattr(module, BLOCK_ATTR)
@@ -150,7 +180,9 @@ class DMSMutator(nn.Module):
 
     Masks act on the *inputs of channel-mixing layers* (conv, linear, layer norm): a channel
     multiplied by zero there contributes nothing, so a hard-masked supernet computes exactly
-    what the physically pruned model computes. A removable block ``x + f(x)`` gets
+    what the physically pruned model computes. A weight that another module's forward applies
+    itself (BEiT's ``F.linear(x, self.qkv.weight, bias)``) reads ``W * m`` during that
+    forward, which is the same. A removable block ``x + f(x)`` gets
     ``x + m_b * f(x)`` by scaling the output of the module that produces ``f(x)``.
 
     Args:
@@ -262,14 +294,19 @@ class DMSMutator(nn.Module):
         self._handles.append((model, '_forward_pre_hooks', handle.id))
         patched = set()  # a module shared by several sites (e.g. a head over FPN levels)
         for site in self.graph.trace.consumers:
-            if site.module in patched:
+            key = site.module if site.applied_in is None else (site.module, site.param)
+            if key in patched:
                 continue  # its input slot ties all sites' channels together: one mask fits all
-            patched.add(site.module)
+            patched.add(key)
             index = self._gather_index(site.nodes)
             if bool((index == index.max()).all()) and index.max() == self._num_channels():
                 continue  # nothing prunable reaches this layer
+            if site.applied_in is not None:
+                self._install_weight_mask(modules[site.applied_in], site, index)
+                continue
             module = modules[site.module]
             module.__dict__[MASK_ATTR] = _MaskSource(self, index)
+            self._handles.append((module, '__dict__', MASK_ATTR))
             if site.kind == 'layer_norm':
                 forward = _masked_layer_norm
             elif site.kind == 'group_norm':
@@ -285,7 +322,6 @@ class DMSMutator(nn.Module):
             if forward is not None:
                 module.forward = types.MethodType(forward, module)
                 self._handles.append((module, '__dict__', 'forward'))
-            self._handles.append((module, '__dict__', MASK_ATTR))
         for block in self.graph.trace.blocks:
             if block.module not in self._block_index:
                 continue
@@ -296,6 +332,25 @@ class DMSMutator(nn.Module):
                 handle = module.register_forward_hook(_block_mask_hook)
                 self._handles.append((module, '_forward_hooks', handle.id))
                 self._handles.append((module, '__dict__', BLOCK_ATTR))
+
+    def _install_weight_mask(self, caller: nn.Module, site, index: Tensor) -> None:
+        """Mask ``site.param`` of ``site.module`` while ``caller``'s forward, which applies
+        it, runs (see :func:`_swap_in_masked_weights`); state in ``caller.__dict__``."""
+        path = site.module[len(site.applied_in):].lstrip('.') if site.applied_in \
+            else site.module
+        entries = caller.__dict__.get(WEIGHTS_ATTR)
+        if entries is None:
+            entries = caller.__dict__[WEIGHTS_ATTR] = []
+            caller.__dict__[SAVED_WEIGHTS_ATTR] = []
+            # appended: on the root model it must run after the mask cache reset
+            pre = caller.register_forward_pre_hook(_swap_in_masked_weights)
+            post = caller.register_forward_hook(_restore_weights, always_call=True)
+            self._handles += [(caller, '_forward_pre_hooks', pre.id),
+                              (caller, '_forward_hooks', post.id),
+                              (caller, '_forward_hooks_always_called', post.id),
+                              (caller, '__dict__', WEIGHTS_ATTR),
+                              (caller, '__dict__', SAVED_WEIGHTS_ATTR)]
+        entries.append((path, site.param, _MaskSource(self, index)))
 
     def _num_channels(self) -> int:
         """Length of the concatenated channel and head masks (the index of the constant 1)."""

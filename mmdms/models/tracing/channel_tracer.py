@@ -50,11 +50,18 @@ class ParamSlot:
 
 @dataclass
 class ConsumerSite:
-    """A module that mixes channels of its input; the unit masks are applied on that input."""
+    """A module that mixes channels of its input; the unit masks are applied on that input.
+
+    ``applied_in`` names the module whose forward applies ``module``'s ``param`` itself
+    (``F.linear(x, self.qkv.weight, bias)`` in BEiT attention; None: ``module``'s own
+    forward). The mutator masks that weight's input dim while that forward runs.
+    """
     module: str
     kind: str  # 'conv' | 'linear' | 'layer_norm' | 'group_norm'
     dim: int
     nodes: Tensor
+    applied_in: Optional[str] = None
+    param: str = 'weight'
 
 
 @dataclass
@@ -214,6 +221,11 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self.param_names: Dict[int, str] = {}
         for name, p in itertools.chain(model.named_parameters(), model.named_buffers()):
             self.param_names.setdefault(id(p), name)
+        # parameters registered under several names (tied weights): cannot be swapped in one
+        self.tied_params = {id(p) for name, p in model.named_parameters(remove_duplicate=False)
+                            if self.param_names.get(id(p)) != name}
+        self.applied: Dict[int, int] = {}  # weight id -> conv/linear ops applying it
+        self.outside_params: Dict[Tuple[str, str], Tensor] = {}  # weights masked in place
         self.module_names = {id(m): n for n, m in model.named_modules()}
         self.modules = dict(model.named_modules())
         # tensor bookkeeping (keep tensors alive so ids stay unique during the trace)
@@ -254,6 +266,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         for t in _tensors(outputs):
             self._freeze_shadow(self._shadow(t), 'reaches a model output', 'output', '',
                                 expected=True)
+        self._resolve_outside_consumers()
         self._resolve_grid_followers()
         self._resolve_splits()
         self._resolve_size_checks()
@@ -482,6 +495,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
     # ------------------------------------------------------------------ layer rules
     def _consumer(self, module_param: Tensor, kind: str, x: Tensor, dim: int, vec: Tensor):
         """Record a maskable consumer, or freeze its channels with the reason why not."""
+        self.applied[id(module_param)] = self.applied.get(id(module_param), 0) + 1
         if not (vec >= 0).any():
             return
         pname = self.param_names.get(id(module_param), '')
@@ -489,9 +503,15 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         module = self.modules.get(owner)
         top_name, top_input, _ = self.stack[-1] if self.stack else ('', None, 0)
         if not isinstance(module, MASKABLE_CONSUMERS) or top_name != owner or top_input is not x:
+            why = self._outside_weight_problem(module_param, pname, kind, vec)
+            if why is None:
+                attr = pname.rsplit('.', 1)[-1]
+                self.consumers.append(ConsumerSite(owner, kind, dim, vec, top_name, attr))
+                self.outside_params[(owner, attr)] = module_param
+                return
             self._freeze_shadow(
                 vec, f'{kind} weight {pname!r} is applied outside a standard '
-                f'{kind} module forward, so its input cannot be masked', kind, top_name)
+                f'{kind} module forward, {why}', kind, top_name)
             return
         stock = MASKED_NORM_FORWARDS.get(kind)
         if stock is not None and type(module).forward is not stock:
@@ -500,6 +520,57 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                 'its statistics cannot be masked', kind, top_name)
             return
         self.consumers.append(ConsumerSite(owner, kind, dim, vec))
+
+    def _outside_weight_problem(self, param: Tensor, pname: str, kind: str,
+                                vec: Tensor) -> Optional[str]:
+        """Why a conv/linear weight applied by code other than its module's own forward
+        cannot be masked where it is applied, or None if it can.
+
+        The mutator swaps in ``W * m`` (mask on the weight's input dim) while the running
+        module's forward runs, so the weight must be a parameter (registered once) of that
+        module or of one of its submodules, and the mask must span the weight's input dim
+        (not a grouped conv). See :meth:`_resolve_outside_consumers` for the checks that
+        need the whole trace.
+        """
+        if kind not in ('linear', 'conv') or not self.stack:
+            return 'so its input cannot be masked'
+        owner, _, attr = pname.rpartition('.')
+        module = self.modules.get(owner)
+        if module is None or module._parameters.get(attr) is not param or \
+                id(param) in self.tied_params:
+            return 'and is not a parameter of one module, so its input cannot be masked'
+        top_name = self.current_module
+        if top_name and owner != top_name and not owner.startswith(top_name + '.'):
+            return (f'by {top_name!r}, which does not contain it, so its input cannot be '
+                    'masked')
+        if param.dim() < 2 or vec.numel() != param.shape[1]:
+            return 'as a grouped op, so its input cannot be masked'
+        return None
+
+    def _resolve_outside_consumers(self) -> None:
+        """A weight masked where it is applied must be applied by one module's forward only
+        (a second one, or its own module's forward, would see the mask twice or not at all)
+        and be read by no other op (which would see ``W * m`` instead of ``W``)."""
+        dropped = set()
+        for (owner, attr), param in self.outside_params.items():
+            sites = [s for s in self.consumers if s.module == owner and s.param == attr]
+            callers = {s.applied_in for s in sites}
+            pname = self.param_names[id(param)]
+            kind = sites[0].kind
+            if len(callers) > 1:
+                names = ', '.join(repr(owner if c is None else c) for c in sorted(
+                    callers, key=lambda c: '' if c is None else c))
+                why = f'by several forwards ({names}), so it cannot be masked in one place'
+            elif self.uses.get(id(param), 0) > self.applied.get(id(param), 0):
+                why = 'and is also read by other ops, which a masked weight would change'
+            else:
+                continue
+            for site in sites:
+                self._freeze_shadow(site.nodes, f'{kind} weight {pname!r} is applied outside a '
+                                    f'standard {kind} module forward, {why}', kind,
+                                    site.applied_in or owner)
+                dropped.add(id(site))
+        self.consumers = [s for s in self.consumers if id(s) not in dropped]
 
     def _conv(self, name, args, kwargs, out):
         params = dict(zip(('input', 'weight', 'bias', 'stride', 'padding', 'dilation', 'groups'),
