@@ -121,6 +121,17 @@ def _masked_layer_norm(self, x):
     return y
 
 
+def _masked_permuted_layer_norm(self, x, *args, **kwargs):
+    """A LayerNorm subclass that permutes around ``F.layer_norm`` (mmpretrain's
+    ``LayerNorm2d``): :func:`_masked_layer_norm` over the channel dim of the input that the
+    trace found. Further arguments (``data_format``) are the traced ones, so they are ignored."""
+    dim = self.__dict__['_dms_mask_dim']
+    if x.shape[dim] != self.normalized_shape[0]:
+        raise RuntimeError(f'{type(self).__name__} was traced normalising dim {dim} of its input '
+                           f'({self.normalized_shape[0]} channels), got shape {tuple(x.shape)}')
+    return _masked_layer_norm(self, x.movedim(dim, -1)).movedim(-1, dim).contiguous()
+
+
 def _masked_group_norm(self, x):
     """One-group GroupNorm (statistics over C, H, W) restricted to the kept channels: the
     counterpart of :func:`_masked_layer_norm` for channels-first layouts (PoolFormer)."""
@@ -270,8 +281,12 @@ class DMSMutator(nn.Module):
                 continue  # nothing prunable reaches this layer
             module = modules[site.module]
             module.__dict__[MASK_ATTR] = _MaskSource(self, index)
-            if site.kind == 'layer_norm':
+            if site.kind == 'layer_norm' and type(module).forward is nn.LayerNorm.forward:
                 forward = _masked_layer_norm
+            elif site.kind == 'layer_norm':  # checked by the tracer: permutes around layer_norm
+                forward = _masked_permuted_layer_norm
+                module.__dict__['_dms_mask_dim'] = site.dim
+                self._handles.append((module, '__dict__', '_dms_mask_dim'))
             elif site.kind == 'group_norm':
                 forward = _masked_group_norm
             elif type(module).forward in STOCK_FORWARDS and getattr(module, 'groups', 1) == 1:
