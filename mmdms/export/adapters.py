@@ -67,3 +67,8 @@ def layer_norm_2d(module: nn.Module) -> None:
     """mmpretrain's channels-first LayerNorm keeps its width in ``num_channels`` as well."""
     module.num_channels = module.normalized_shape[0]
 
+
+@PRUNING_ADAPTERS.register_module(name='GRN')
+def grn(module: nn.Module) -> None:
+    """ConvNeXt-V2's GRN: ``in_channels`` follows the sliced ``gamma``/``beta``."""
+    module.in_channels = module.gamma.shape[0]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdms.export.structure import STRUCTURE_VERSION
-from mmdms.registry import MODELS
+from mmdms.registry import MASKED_FORWARDS, MODELS
 from ..tracing import PruningGraph, build_pruning_graph, trace_channels
 from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 from .resource_model import ResourceModel, build_terms
@@ -289,6 +289,8 @@ class DMSMutator(nn.Module):
                 self._handles.append((module, '__dict__', '_dms_mask_dim'))
             elif site.kind == 'group_norm':
                 forward = _masked_group_norm
+            elif site.kind == 'masked_forward':
+                forward = MASKED_FORWARDS.get(type(module).__name__)
             elif type(module).forward in STOCK_FORWARDS and getattr(module, 'groups', 1) == 1:
                 forward = _weight_masked_linear if isinstance(module, nn.Linear) \
                     else _weight_masked_conv

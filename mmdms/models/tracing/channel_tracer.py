@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from mmdms.registry import MASKED_FORWARDS
 from .size_rules import FACTORIES, SizeRulesMixin, compact, varies_along
 from .union_find import UnionFind
 
@@ -55,7 +56,7 @@ class ParamSlot:
 class ConsumerSite:
     """A module that mixes channels of its input; the unit masks are applied on that input."""
     module: str
-    kind: str  # 'conv' | 'linear' | 'layer_norm' | 'group_norm'
+    kind: str  # 'conv' | 'linear' | 'layer_norm' | 'group_norm' | 'masked_forward'
     dim: int
     nodes: Tensor
 
@@ -1071,7 +1072,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                              else False)
         outs = _tensors(out)
         if dims is None or any(varies_along(shadow, d) for d in dims):
-            if _labelled(shadow):
+            if _labelled(shadow) and not self._masked_reduction(x, dims):
                 self._freeze_shadow(shadow, f'{name} reduces over a channel dim', name,
                                     self.current_module)
             for t in outs:
@@ -1084,6 +1085,22 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         for t in outs:
             self._set_shadow(t, reduced if t.dtype.is_floating_point else
                              torch.full((), UNLABELLED, dtype=torch.long), name)
+
+    def _masked_reduction(self, x: Tensor, dims: Optional[List[int]]) -> bool:
+        """A reduction over one channel dim inside a module whose class has a registered
+        masked forward (:data:`~mmdms.registry.MASKED_FORWARDS`, e.g. GRN's mean over
+        channels) is recomputed over the kept channels by that forward: the module becomes
+        a consumer of those channels instead of freezing them."""
+        name = self.current_module
+        module = self.modules.get(name)
+        if module is None or dims is None or type(module).__name__ not in MASKED_FORWARDS:
+            return False
+        varying = [d for d in dims if varies_along(self._shadow(x), d)]
+        if len(varying) != 1:
+            return False
+        vec = self._channel_vector(x, varying[0])
+        self.consumers.append(ConsumerSite(name, 'masked_forward', varying[0], vec))
+        return True
 
     def _softmax(self, name, args, kwargs, out):
         x = args[0]
