@@ -58,3 +58,7 @@ WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INIT
 
 # Per-module-class knowledge for export (attributes a forward reads, e.g. C2f split sizes).
 PRUNING_ADAPTERS = Registry('pruning adapter', locations=['mmdms.export'])
+
+# Masked forwards for modules whose own statistics span channels (ConvNeXt-V2's GRN): the
+# tracer accepts their channel reductions, the mutator installs the forward by class name.
+MASKED_FORWARDS = Registry('masked forward', locations=['mmdms.models.mutators'])

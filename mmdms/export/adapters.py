@@ -60,3 +60,15 @@ def van(module: nn.Module) -> None:
     for block in module.modules():
         if type(block).__name__ == 'VANBlock':
             block.out_channels = block.norm1.num_features
+
+
+@PRUNING_ADAPTERS.register_module(name='LayerNorm2d')
+def layer_norm_2d(module: nn.Module) -> None:
+    """mmpretrain's channels-first LayerNorm keeps its width in ``num_channels`` as well."""
+    module.num_channels = module.normalized_shape[0]
+
+
+@PRUNING_ADAPTERS.register_module(name='GRN')
+def grn(module: nn.Module) -> None:
+    """ConvNeXt-V2's GRN: ``in_channels`` follows the sliced ``gamma``/``beta``."""
+    module.in_channels = module.gamma.shape[0]

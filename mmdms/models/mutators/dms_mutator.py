@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdms.export.structure import STRUCTURE_VERSION
-from mmdms.registry import MODELS
+from mmdms.registry import MASKED_FORWARDS, MODELS
 from ..tracing import PruningGraph, build_pruning_graph, trace_channels
 from ..units import DTopkBlockUnit, DTopkChannelUnit, DTopkHeadUnit, DTopkUnit
 from .resource_model import ResourceModel, build_terms
@@ -149,6 +149,17 @@ def _masked_layer_norm(self, x):
     elif self.bias is not None:
         y = y + self.bias
     return y
+
+
+def _masked_permuted_layer_norm(self, x, *args, **kwargs):
+    """A LayerNorm subclass that permutes around ``F.layer_norm`` (mmpretrain's
+    ``LayerNorm2d``): :func:`_masked_layer_norm` over the channel dim of the input that the
+    trace found. Further arguments (``data_format``) are the traced ones, so they are ignored."""
+    dim = self.__dict__['_dms_mask_dim']
+    if x.shape[dim] != self.normalized_shape[0]:
+        raise RuntimeError(f'{type(self).__name__} was traced normalising dim {dim} of its input '
+                           f'({self.normalized_shape[0]} channels), got shape {tuple(x.shape)}')
+    return _masked_layer_norm(self, x.movedim(dim, -1)).movedim(-1, dim).contiguous()
 
 
 def _masked_group_norm(self, x):
@@ -307,10 +318,16 @@ class DMSMutator(nn.Module):
             module = modules[site.module]
             module.__dict__[MASK_ATTR] = _MaskSource(self, index)
             self._handles.append((module, '__dict__', MASK_ATTR))
-            if site.kind == 'layer_norm':
+            if site.kind == 'layer_norm' and type(module).forward is nn.LayerNorm.forward:
                 forward = _masked_layer_norm
+            elif site.kind == 'layer_norm':  # checked by the tracer: permutes around layer_norm
+                forward = _masked_permuted_layer_norm
+                module.__dict__['_dms_mask_dim'] = site.dim
+                self._handles.append((module, '__dict__', '_dms_mask_dim'))
             elif site.kind == 'group_norm':
                 forward = _masked_group_norm
+            elif site.kind == 'masked_forward':
+                forward = MASKED_FORWARDS.get(type(module).__name__)
             elif type(module).forward in STOCK_FORWARDS and getattr(module, 'groups', 1) == 1:
                 forward = _weight_masked_linear if isinstance(module, nn.Linear) \
                     else _weight_masked_conv

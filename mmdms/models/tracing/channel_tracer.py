@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from mmdms.registry import MASKED_FORWARDS
 from .size_rules import FACTORIES, SizeRulesMixin, compact, varies_along
 from .union_find import UnionFind
 
@@ -37,6 +38,9 @@ UNLABELLED = -1
 MASKABLE_CONSUMERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.LayerNorm, nn.GroupNorm)
 # norm layers whose statistics the mutator masks (their class forward must be the stock one)
 MASKED_NORM_FORWARDS = {'layer_norm': nn.LayerNorm.forward, 'group_norm': nn.GroupNorm.forward}
+# ops that only reorder the dims of a tensor: a LayerNorm subclass whose forward is these around
+# one F.layer_norm (mmpretrain's LayerNorm2d) normalises a dim of its input, and can be masked
+LAYOUT_OPS = {'permute', 'transpose', 'swapaxes', 'movedim', 't', 'contiguous'}
 
 
 @dataclass
@@ -57,7 +61,7 @@ class ConsumerSite:
     forward). The mutator masks that weight's input dim while that forward runs.
     """
     module: str
-    kind: str  # 'conv' | 'linear' | 'layer_norm' | 'group_norm'
+    kind: str  # 'conv' | 'linear' | 'layer_norm' | 'group_norm' | 'masked_forward'
     dim: int
     nodes: Tensor
     applied_in: Optional[str] = None
@@ -250,6 +254,11 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         # parameters applied alike to every head/group of a channel grid, see _operand_shadow
         self.grid_followers: List[Tuple[ParamSlot, Tensor, int]] = []
         self._grouped: set = set()  # ids of grouped-conv weights pruned per group position
+        # permuted LayerNorms (see _permuted_norm): id -> (tensor, root, dims of root, ops)
+        self.layouts: Dict[int, tuple] = {}
+        self.pending_norms: Dict[str, tuple] = {}
+        self.norm_dims: Dict[str, int] = {}
+        self.written: set = set()  # modules in which __setitem__ (not counted as an op) ran
 
     # ------------------------------------------------------------------ public entry point
     def trace(self, forward: Callable[[], Any]) -> TraceResult:
@@ -283,6 +292,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             num_ops=self.counter,
             unsupported_ops=self.unsupported)
         self.shadows.clear()
+        self.layouts.clear()
         return result
 
     # ------------------------------------------------------------------ module hooks
@@ -302,6 +312,9 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             assert entry[0] == name, (entry[0], name)
             out_tensors = _tensors(output)
             with torch._C.DisableTorchFunction():  # the tracer's own tensor ops: not traced
+                if name in self.pending_norms:
+                    self._guarded(lambda *_: self._close_permuted_norm(
+                        name, module, entry[2], out_tensors), 'layer_norm', args, {}, None)
                 self._guarded(lambda *_: self._check_invisible_outputs(
                     name, module, args, out_tensors), type(module).__name__, args, {}, None)
             for t in out_tensors:
@@ -444,6 +457,8 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                               f'tracer error: {type(e).__name__}: {e}')
 
     def _handle(self, func, name, args, kwargs, out, inputs):
+        if name in LAYOUT_OPS:
+            self._note_layout(func, name, args, kwargs, out)
         if name in ('conv1d', 'conv2d', 'conv3d'):
             return self._conv(name, args, kwargs, out)
         if name == 'linear':
@@ -712,7 +727,9 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                 slot = self._slot(t, 0, 'follower')
                 if slot is not None:
                     self._tie(slot.nodes, vec, 'layer_norm of fixed channels', 'layer_norm')
-        if weight is not None:
+        if weight is not None and self._is_permuted_norm(weight):
+            self._permuted_norm(params, out, vec)
+        elif weight is not None:
             self._consumer(weight, 'layer_norm', x, -1, vec)
         elif (vec >= 0).any():
             self._freeze_shadow(vec, 'layer_norm without affine weight cannot be masked',
@@ -720,6 +737,82 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self._set_channel_out(out, vec, -1, 'layer_norm')
         self._add_compute('layer_norm', (x.numel() // max(1, x.shape[-1])) *
                           (5 if weight is not None else 4), [vec])
+
+    def _is_permuted_norm(self, weight: Tensor) -> bool:
+        """The running module is a LayerNorm subclass with its own forward and ``weight`` is
+        its weight: its layer_norm may sit between permutes."""
+        module = self.modules.get(self.current_module)
+        return isinstance(module, nn.LayerNorm) and module.weight is weight and \
+            type(module).forward is not nn.LayerNorm.forward
+
+    def _layout_of(self, t: Tensor) -> Optional[tuple]:
+        """``(root, dims, ops)``: ``t`` is ``root.permute(dims)``, reached by ``ops`` layout
+        ops from ``root``, the running module's input or a permuted norm's output."""
+        entry = self.layouts.get(id(t))
+        if entry is not None and entry[0] is t:
+            return entry[1:]
+        if self.stack and self.stack[-1][1] is t:
+            return t, tuple(range(t.dim())), 0
+        return None
+
+    def _note_layout(self, func, name, args, kwargs, out):
+        """Follow the dim order through permutes inside LayerNorm subclasses (the only
+        place :meth:`_permuted_norm` needs it); a meta tensor with sizes 2, 3, ... replays
+        the op to read the permutation."""
+        src = args[0] if args else None
+        if not isinstance(self.modules.get(self.current_module), nn.LayerNorm) or \
+                not isinstance(src, Tensor) or not isinstance(out, Tensor):
+            return
+        entry = self._layout_of(src)
+        if entry is None:
+            return
+        root, dims, ops = entry
+        if name != 'contiguous':
+            probe = torch.empty(tuple(range(2, src.dim() + 2)), device='meta')
+            dims = tuple(dims[size - 2] for size in func(probe, *args[1:], **kwargs).shape)
+        self.layouts[id(out)] = (out, root, dims, ops + 1)
+
+    def _permuted_norm(self, params: dict, out: Tensor, vec: Tensor) -> None:
+        """A LayerNorm subclass with its own forward (mmpretrain's ``LayerNorm2d``: permute
+        to channels-last, ``F.layer_norm``, permute back) is masked like ``nn.LayerNorm``
+        when its layer_norm normalises a dim of the module's input with the module's own
+        parameters; that the forward does nothing else is checked when the module returns
+        (:meth:`_close_permuted_norm`)."""
+        if not (vec >= 0).any():
+            return
+        name = self.current_module
+        module = self.modules[name]
+        entry = self._layout_of(params['input'])
+        same = (params.get('bias') is module.bias and params.get('eps', 1e-5) == module.eps
+                and tuple(params['normalized_shape']) == tuple(module.normalized_shape))
+        if entry is None or entry[0] is not self.stack[-1][1] or not same or \
+                name in self.pending_norms:
+            self._freeze_shadow(vec, f'{type(module).__name__} at {name!r} normalises a tensor '
+                                'other than a permutation of its input, so its statistics '
+                                'cannot be masked', 'layer_norm', name)
+            return
+        self.layouts[id(out)] = (out, out, tuple(range(out.dim())), 0)
+        self.pending_norms[name] = (out, entry[1], entry[2], vec)
+
+    def _close_permuted_norm(self, name: str, module: nn.Module, start: int,
+                             outputs: Sequence[Tensor]) -> None:
+        """Accept the pending layer_norm of ``name`` if the module returned its result
+        permuted back to the input's layout and ran no other op (nor ``__setitem__``, which
+        the op counter skips): the mutator then normalises
+        the channel dim of the input (``_masked_permuted_layer_norm``). A module seen with
+        two layouts (``data_format``) is frozen: the masked forward keeps the traced one."""
+        out, dims_in, ops_in, vec = self.pending_norms.pop(name)
+        entry = self._layout_of(outputs[0]) if len(outputs) == 1 else None
+        exact = entry is not None and entry[0] is out and name not in self.written and \
+            self.counter - start == ops_in + 1 + entry[2] and \
+            all(dims_in[d] == i for i, d in enumerate(entry[1]))
+        dim = dims_in[-1] if dims_in else -1
+        if exact and self.norm_dims.setdefault(name, dim) == dim:
+            self.consumers.append(ConsumerSite(name, 'layer_norm', dim, vec))
+            return
+        self._freeze_shadow(vec, f'{type(module).__name__} at {name!r} computes more than a '
+                            'permuted layer_norm of its input, or permutes it in several ways, '
+                            'so its statistics cannot be masked', 'layer_norm', name)
 
     def _group_norm(self, args, kwargs, out):
         """Each group is normalised by its own statistics, so whole groups can go: the
@@ -1079,7 +1172,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                              else False)
         outs = _tensors(out)
         if dims is None or any(varies_along(shadow, d) for d in dims):
-            if _labelled(shadow):
+            if _labelled(shadow) and not self._masked_reduction(x, dims):
                 self._freeze_shadow(shadow, f'{name} reduces over a channel dim', name,
                                     self.current_module)
             for t in outs:
@@ -1092,6 +1185,22 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         for t in outs:
             self._set_shadow(t, reduced if t.dtype.is_floating_point else
                              torch.full((), UNLABELLED, dtype=torch.long), name)
+
+    def _masked_reduction(self, x: Tensor, dims: Optional[List[int]]) -> bool:
+        """A reduction over one channel dim inside a module whose class has a registered
+        masked forward (:data:`~mmdms.registry.MASKED_FORWARDS`, e.g. GRN's mean over
+        channels) is recomputed over the kept channels by that forward: the module becomes
+        a consumer of those channels instead of freezing them."""
+        name = self.current_module
+        module = self.modules.get(name)
+        if module is None or dims is None or type(module).__name__ not in MASKED_FORWARDS:
+            return False
+        varying = [d for d in dims if varies_along(self._shadow(x), d)]
+        if len(varying) != 1:
+            return False
+        vec = self._channel_vector(x, varying[0])
+        self.consumers.append(ConsumerSite(name, 'masked_forward', varying[0], vec))
+        return True
 
     def _softmax(self, name, args, kwargs, out):
         x = args[0]
@@ -1253,6 +1362,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         none (a buffer of fixed size) cannot be pruned."""
         target, index, value = args[0], args[1], args[2]
         module = self.current_module
+        self.written.update(n for n, _, _ in self.stack)  # see _close_permuted_norm
         ts = self._shadow(target)
         region = ts[index]
         vs = self._shadow_arg(value) if isinstance(value, Tensor) else None
