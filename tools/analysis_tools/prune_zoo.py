@@ -182,39 +182,40 @@ CAUSES = [
      '`_masked_layer_norm`.'),
     ('layer-norm-outside-forward', 'limit',
      r'layer_norm weight .* applied outside a standard layer_norm module forward',
-     'channels-first LayerNorm (permute + F.layer_norm) is frozen',
-     '`ChannelTracer._consumer` accepts a layer_norm only when its input is the module\'s own '
-     'input; mmpretrain `LayerNorm2d` (channel_first) permutes first, so ConvNeXt/ConvNeXt-V2 '
-     'stage widths are frozen. Accept inputs that are pure permutes/contiguous of the module '
-     'input and mask along the normalised dim.'),
+     'a layer_norm applied outside a LayerNorm forward the tracer can follow',
+     'A LayerNorm subclass whose forward only permutes around `F.layer_norm` (mmpretrain '
+     '`LayerNorm2d`, channels-first) is a masked consumer (`_masked_permuted_layer_norm`); '
+     'other code applying a norm weight (extra ops, another layout on the way out, a weight '
+     'read by another module) stays frozen.'),
     ('linear-outside-forward', 'limit',
      r'linear weight .* applied outside a standard linear module forward',
-     '`F.linear(x, self.qkv.weight, bias)` outside the Linear\'s forward is frozen',
-     'BEiT attention (`mmpretrain/models/utils/attention.py` `BEiTAttention`) concatenates '
-     'q/v biases and calls `F.linear` with the qkv weight: the residual stream is frozen. '
-     'Masking the weight itself (a parametrization `W * m` on the consumer weight) works '
-     'wherever the weight is used.'),
+     'a weight applied outside its module\'s forward, in a way that cannot be masked',
+     '`F.linear(x, self.qkv.weight, bias)` in the parent\'s forward (BEiT, SwinV2, '
+     'EfficientNetV2) reads `W * m` while that forward runs (`_swap_in_masked_weights`); a '
+     'weight that is tied, applied by several modules or read by other ops stays frozen.'),
     ('channel-reduction', 'limit', r'(mean|sum|norm|var|std|amax|amin) reduces over a channel dim',
      'a reduction over channels freezes them',
-     'ConvNeXt-V2 GRN (`gx.mean(dim=-1)` over channels), HorNet\'s hand-written channels-first '
-     'LayerNorm (`x.mean(1)`), and mmdet\'s `SingleRoIExtractor` DDP trick '
-     '`roi_feats + feats[i].sum() * 0.` (the product is zero, but the freeze happens at the '
-     'sum). GRN/LN-style statistics can be masked like `_masked_layer_norm`.'),
+     'Statistics over channels need a masked forward registered for the module class '
+     '(`mmdms/models/mutators/masked_forwards.py`: ConvNeXt-V2 `GRN`); others freeze, e.g. '
+     'mmdet\'s `SingleRoIExtractor` DDP trick `roi_feats + feats[i].sum() * 0.` (the product is '
+     'zero, but the freeze happens at the sum).'),
     ('unequal-split', 'limit', r'split into unequal pieces', 'split into unequal pieces',
      'HorNet gnconv splits into `[d0, sum(dims)]`: needs an adapter that keeps the ratios.'),
     ('channel-dim-split', 'limit', r'(view|reshape|unflatten) splits a channel dim',
      'reshape C -> (a, b, ...) into attention heads or frozen channels',
      'A split into two dims `(groups, C / groups)` is pruned per position (channel shuffle, '
-     'per-group layouts), unless it feeds attention heads or channels frozen anyway; splits '
-     'into three dims (fused qkv `(3, heads, head_dim)`) and heads computed by matmul/einsum '
-     '(no masks inside the product) stay frozen, as do YOLO head reshapes (model outputs).'),
+     'per-group layouts), unless it feeds attention heads or channels frozen anyway. Fused qkv '
+     '`(3, heads, head_dim)` is frozen as channels, but its heads are pruned whole when they '
+     'reach `scaled_dot_product_attention` or `q @ k^T` ... `attn @ v` (head units); YOLO head '
+     'reshapes (model outputs) stay frozen.'),
     ('size-read-from-tensor', 'limit', r'size read from a tensor',
      'a size read from a tensor sizes other channels',
      'Attention code that computes the head size as `C // num_heads` from `x.shape` (Swin/'
      'MixMIM `WindowMSA`, DaViT, HiViT, Twins, XCiT) or reshapes the attention output to '
-     '`(B, N, C)` (EVA/BEiT) ties the embedding width to the per-head width of qkv: the size '
-     'rules freeze the embedding (MLP widths stay prunable). Pruning it would need head dims '
-     'pruned alike in every head with masks on q/k/v, which matmul attention does not offer.'),
+     '`(B, N, C)` with `C` read from its input (`BEiTAttention` in BEiT/EVA, HiViT) ties the '
+     'embedding width to `heads * head_dim` of qkv, which stays whole: the size rules freeze '
+     'the embedding and drop the head units (MLP widths stay prunable). The exported model '
+     'would crash on that reshape otherwise; only a change of the model code (`-1`) lifts it.'),
     ('constant-size', 'limit', r'gives a channel dim the constant size',
      'a plain int (module attribute) sizes a channel dim',
      '`torch.split(x, self.width, 1)` (Res2Net) and similar: the exported model keeps the '
@@ -244,7 +245,13 @@ CAUSES = [
      'Padding only spatial dims should replicate the channel labels.'),
     ('unsupported-op', 'limit', r"unsupported op '", 'unsupported ops freeze their inputs',
      'e.g. `conv_transpose2d` (YOLOv6 neck), `multi_head_attention_forward` (nn.MultiheadAttention'
-     ' in TNT), `unfold`, `normalize`, `matmul`/`einsum` attention.'),
+     ' in TNT), `unfold`, `normalize`, `einsum`, and cross-covariance attention (XCiT '
+     '`q^T k` over tokens) -- plain `q @ k^T` ... `attn @ v` attention is supported.'),
+    ('attention-fixed-bias', 'limit', r'attention heads whose scores are',
+     'attention scores combined with a fixed-size tensor spanning the heads',
+     'A relative position bias gathered from a `(table, heads)` parameter (Swin, BEiT, HiViT) '
+     'reaches the scores as a plain tensor with one slice per head: removing a head would need '
+     'the table sliced too, so those heads stay (no head unit).'),
     ('selection-by-position', 'limit', r'selects a subset of channels by position',
      'x[:, :c] / x[:, c:] freezes',
      'CSPNet and ShuffleNet-V2 split channels by slicing (`c = C // 2 (+ C % 2)` from '

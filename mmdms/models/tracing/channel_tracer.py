@@ -1339,13 +1339,21 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         heads = []
         for h, nodes in enumerate(score_heads):
             entry = self.score_heads.get(int(nodes[0])) if nodes.numel() == 1 else None
-            if entry is None or entry[0] != h or int(self.uf.find(int(nodes[0]))) in \
-                    self.uf.frozen:
-                return False  # not our scores, or something fixed spans the heads
+            if entry is None or entry[0] != h:
+                return False  # not scores of q @ k^T
             heads.append(torch.cat([entry[1], nodes, v_heads[h]]))
         roots = [set(self.uf.roots(n).tolist()) for n in heads]
-        if any(roots[i] & roots[j] for i in range(len(roots)) for j in range(i + 1, len(roots))):
-            return False
+        spanned = any(int(self.uf.find(int(n[0]))) in self.uf.frozen for n in score_heads)
+        if spanned or any(roots[i] & roots[j] for i in range(len(roots))
+                          for j in range(i + 1, len(roots))):
+            why = ('combined with a tensor of fixed size along the heads (e.g. a relative '
+                   'position bias table)' if spanned else 'tied across heads')
+            self._add_compute(name, coef)
+            for shadow in (sa, sv):
+                self._freeze_shadow(shadow, f'attention heads whose scores are {why}: the heads '
+                                    'stay', name, self.current_module)
+            self._set_shadow(out, torch.full((), UNLABELLED, dtype=torch.long), name)
+            return True
         reason = 'channels inside an attention head (the softmax scale depends on them)'
         self._freeze_shadow(sv, reason, name, self.current_module)
         self._freeze_shadow(sa, reason, name, self.current_module)
