@@ -30,7 +30,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from mmdms.registry import MASKED_FORWARDS
-from .size_rules import FACTORIES, SizeRulesMixin, compact, varies_along
+from .size_rules import FACTORIES, SizeRulesMixin, basic_index_dims, compact, varies_along
+from .sizes import TaggedInt
 from .union_find import UnionFind
 
 UNLABELLED = -1
@@ -985,7 +986,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         elif name in ('view', 'reshape', 'unflatten'):
             self._check_reshape(name, src, shadow_out)
         elif name in ('__getitem__', 'select', 'narrow'):
-            self._check_selection(name, src, shadow_out)
+            self._check_selection(name, src, shadow_out, args)
         elif name == 'pad':
             self._check_pad(src, shadow_out, args)
         outs = _tensors(out)
@@ -1025,13 +1026,23 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             return
         sizes = {p.shape[dim] for p in pieces} if name != 'unbind' else {1}
         if len(sizes) == 1:
-            first = pieces[0]
-            for piece in pieces[1:]:  # equal pieces stay equal: prune them identically
-                both = (piece >= 0) & (first >= 0)
-                self.uf.union_pairs(piece[both], first[both])
-            return
+            return self._tie_pieces(pieces, name)
         self._freeze_shadow(src, f'{name} into unequal pieces {sorted(sizes)} along a channel '
                             'dim', name, self.current_module)
+
+    def _tie_pieces(self, pieces: Sequence[Tensor], name: str) -> None:
+        """Equal pieces of a channel dim (``chunk``, ``split``, the halves of ``x[:, :C // 2]``
+        / ``x[:, C // 2:]``) stay equal once pruned only if position ``j`` of every piece goes
+        together: unite them. A channel facing a fixed (unlabelled) value cannot go."""
+        first = pieces[0]
+        for piece in pieces[1:]:
+            both = (piece >= 0) & (first >= 0)
+            self.uf.union_pairs(piece[both], first[both])
+            mixed = (piece >= 0) != (first >= 0)
+            if mixed.any():
+                self._freeze_shadow(torch.cat([piece[mixed], first[mixed]]), 'equal pieces of a '
+                                    'channel dim hold prunable and fixed values at the same '
+                                    'position', name, self.current_module)
 
     def _check_reshape(self, name, src, result):
         """A reshape may merge channel dims or split off size-1 dims, but splitting one channel
@@ -1100,9 +1111,20 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             both = rows >= 0
             self.uf.union_pairs(rows[both], nodes[both])
 
-    def _check_selection(self, name, src, result):
+    def _check_selection(self, name, src, result, args=()):
         """Indexing may pick tokens or batch entries, but dropping channel positions by a
-        hard-coded index would break once channels are pruned."""
+        hard-coded index would break once channels are pruned. A half of a channel dim cut
+        at a size read from the tensor is a piece of ``chunk(2)`` (see :meth:`_half_slice`);
+        the rest of its index is checked as usual."""
+        if name == '__getitem__':
+            half = self._half_slice(src, args[1])
+            if half is not None:
+                dim, rest = half
+                size = src.shape[dim] // 2
+                small = compact(src)
+                self._tie_pieces([small.narrow(dim, 0, size), small.narrow(dim, size, size)],
+                                 name)
+                result = src[rest]
 
         def channel_positions(shadow):
             size = 1
@@ -1114,6 +1136,35 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         if channel_positions(result) < channel_positions(src):
             self._freeze_shadow(src, f'{name} selects a subset of channels by position',
                                 name, self.current_module)
+
+    def _half_slice(self, src: Tensor, index) -> Optional[Tuple[int, tuple]]:
+        """``(dim, index with that dim kept whole)`` when ``index`` takes ``[:c]`` or ``[c:]``
+        of a channel dim of size ``C == 2 * c``, ``c`` read from a tensor (CSPNet, ShuffleNet
+        V2: ``c = x.shape[1] // 2``): the two halves, tied position by position, keep equal
+        numbers of channels, so the exported model cuts its pruned ``x`` between the same
+        channels. The size rules check that ``c`` stays half of the pruned ``C``. A cut at
+        another size read from a tensor (odd ``C``) is frozen; constant bounds are left to the
+        subset check."""
+        items = list(index) if isinstance(index, tuple) else [index]
+        for item, dim, _ in basic_index_dims(src, index):
+            if not isinstance(item, slice) or item.step not in (None, 1):
+                continue
+            head = (item.start is None or (type(item.start) is int and item.start == 0)) and \
+                isinstance(item.stop, TaggedInt)
+            tail = isinstance(item.start, TaggedInt) and item.stop is None
+            if not (head or tail) or not varies_along(compact(src), dim):
+                continue
+            cut = int(item.stop if head else item.start)
+            if not 0 < cut < src.shape[dim]:  # keeps every position, or none
+                continue
+            if 2 * cut != src.shape[dim]:
+                self._freeze_shadow(src, f'__getitem__ cuts a channel dim of {src.shape[dim]} '
+                                    f'at a size read from a tensor ({cut}); only halves stay '
+                                    'exact once pruned', '__getitem__', self.current_module)
+                return None
+            k = next(k for k, i in enumerate(items) if i is item)
+            return dim, tuple(items[:k]) + (slice(None), ) + tuple(items[k + 1:])
+        return None
 
     @staticmethod
     def _pad_shadow(src: Tensor, pad: Sequence[int], out: Tensor) -> Tensor:

@@ -66,6 +66,28 @@ def varies_along(shadow: Tensor, dim: int) -> bool:
     return bool((shadow != shadow.narrow(dim, 0, 1)).any())
 
 
+def basic_index_dims(src: Tensor, index) -> List[Tuple[Any, int, int]]:
+    """``(item, source dim, output dim)`` for each int or slice of a basic index (ints,
+    slices, None, Ellipsis); empty for any other index (tensors, bools)."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice)))
+           or isinstance(i, bool) for i in items):
+        return []
+    explicit = sum(1 for i in items if i is not None and i is not Ellipsis)
+    result, src_dim, out_dim = [], 0, 0
+    for i in items:
+        if i is Ellipsis:
+            src_dim += src.dim() - explicit
+            out_dim += src.dim() - explicit
+        elif i is None:
+            out_dim += 1
+        else:
+            result.append((i, src_dim, out_dim))
+            src_dim += 1
+            out_dim += isinstance(i, slice)
+    return result
+
+
 def dim_sequence(shadow: Tensor, dim: int) -> Tensor:
     """Labels along ``dim`` (at index 0 of every other dim), one per position."""
     moved = compact(shadow).movedim(dim, -1)
@@ -158,26 +180,27 @@ class SizeRulesMixin:
             return self._indexed_dims(args[0], args[1], out)
         return []
 
-    @staticmethod
-    def _indexed_dims(src, index, out) -> List[Tuple[Any, Any, int]]:
+    def _indexed_dims(self, src, index, out) -> List[Tuple[Any, Any, int]]:
         """``x[..., :n]``: a slice keeping the first ``n`` positions sizes its output dim by
-        ``n``. Only basic indexing (ints, slices, None, Ellipsis) is mapped."""
-        items = list(index) if isinstance(index, tuple) else [index]
-        if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice)))
-               or isinstance(i, bool) for i in items):
-            return []
-        explicit = sum(1 for i in items if i is not None and i is not Ellipsis)
-        result, out_dim = [], 0
-        for i in items:
-            if i is Ellipsis:
-                out_dim += src.dim() - explicit
-            elif i is None:
-                out_dim += 1
-            elif isinstance(i, slice):
-                starts_at_zero = i.start is None or (isinstance(i.start, int) and i.start == 0)
-                if starts_at_zero and i.step in (None, 1) and i.stop is not None:
-                    result.append((i.stop, out, out_dim))
-                out_dim += 1
+        ``n``; ``x[..., n:]`` with ``n`` read from a tensor sizes it by ``C - n``, ``C`` the
+        size of that dim of ``x`` (tagged as read from ``x``, so ``n = C // 2`` gives ``C / 2``).
+        Only basic indexing (ints, slices, None, Ellipsis) is mapped."""
+        result = []
+        for i, src_dim, out_dim in basic_index_dims(src, index):
+            if not isinstance(i, slice) or i.step not in (None, 1):
+                continue
+            starts_at_zero = i.start is None or (isinstance(i.start, int) and i.start == 0)
+            if starts_at_zero and i.stop is not None:
+                result.append((i.stop, out, out_dim))
+            elif isinstance(i.start, TaggedInt) and i.stop is None:
+                shadow, dims = self._channel_dims(src)
+                size = src.shape[src_dim]
+                if src_dim in dims:
+                    size = TaggedInt(size, SizeTag(((shadow, src_dim), ), 1, i.start.tag.origin))
+                rest = size - i.start
+                if is_tagged(rest):
+                    rest.covers = (i.start, )  # checking ``rest`` checks the start
+                result.append((rest, out, out_dim))
         return result
 
     def _check_size_uses(self, name, args, kwargs, out, sized=None) -> None:
@@ -199,6 +222,7 @@ class SizeRulesMixin:
         for value, shadow, dim in sized:
             if is_tagged(value):
                 placed.add(id(value))
+                placed.update(id(v) for v in getattr(value, 'covers', ()))
                 kind = 'link' if isinstance(value, int) else 'use'
                 self.size_checks.append(SizeCheck(kind, name, module, (shadow, dim), value.tag,
                                                   int(value), owner))
@@ -266,6 +290,17 @@ class SizeRulesMixin:
             key.add(element or root)
         return frozenset(key)
 
+    def _label_key(self, label: int):
+        """:meth:`_position_key` of a position holding one label, without tensor ops (the
+        size checks of a ShuffleNet ask for some 16k of them)."""
+        if label < 0:
+            return FIXED
+        root = self.uf.find(label)
+        element = self._heads_of_root.get(root)
+        if element is None and root in self.uf.frozen:
+            return FIXED
+        return frozenset((element or root, ))
+
     def _position_keys(self, shadow: Tensor, dim: int) -> Counter:
         """How many positions of ``dim`` have each key (see :meth:`_position_key`): two dims
         keep equally many positions under any pruning when their counts agree."""
@@ -278,7 +313,7 @@ class SizeRulesMixin:
             keys: Counter = Counter()
             for label, count in zip(*[v.tolist() for v in
                                       torch.unique(rows[:, 0], return_counts=True)]):
-                keys[self._position_key(torch.tensor([label]))] += count
+                keys[self._label_key(label)] += count
             return keys
         return Counter(self._position_key(row) for row in rows)
 
@@ -291,7 +326,9 @@ class SizeRulesMixin:
             source = self._position_keys(*tag.sources[0])
             target = self._position_keys(*check.target)
             keys = set(source) | set(target)
-            return all(source[k] * tag.scale == target[k] for k in keys)
+            # every key (what goes together) a multiple of the period: so is any pruned size
+            return all(source[k] * tag.scale == target[k] for k in keys) and \
+                all(source[k] % tag.period == 0 for k in source)
         if check.kind == 'constant':  # fine only if the dim never shrinks ...
             keys = set(self._position_keys(*check.target)) - {FIXED}
             if not keys or (len(keys) == 1 and len(next(iter(keys))) > 1):

@@ -16,10 +16,16 @@ the exported model would still be consistent (see ``ChannelTracer._check_size_us
 
 Sizes of batch, token or spatial dimensions carry no tag: pruning never changes them.
 
+A tag's ``scale`` and ``period`` say that the value is ``scale * size`` of its source for every
+size that is a multiple of ``period``: ``C // 2`` and ``C // 2 + C % 2`` (ShuffleNet's split
+point) are ``C / 2`` for even ``C``; the size rules check that the pruned source keeps such a
+size.
+
 Limits: a tag is lost where Python leaves the subclass, e.g. ``0.5 * C`` (``float`` handles
 it), ``int(C)`` or ``math.sqrt(C)``; ``C * 0.5`` and ``C ** -0.5`` keep it.
 """
 from fractions import Fraction
+from math import lcm
 from typing import Iterator, List, Optional, Tuple
 
 from torch import Tensor
@@ -35,29 +41,56 @@ class SizeTag:
             ``scale`` times as many positions as the source once pruned; None when the value
             is no such multiple (``C + 1``, ``C ** -0.5``, several sources).
         origin: the op and module that read the size, for frozen reasons.
+        period: ``scale`` holds while the source size is a multiple of ``period`` (``C // 4``:
+            4, ``C % 2``: 2, with scale 0): a floor or a remainder is exact only there.
     """
-    __slots__ = ('sources', 'scale', 'origin')
+    __slots__ = ('sources', 'scale', 'origin', 'period')
 
     def __init__(self, sources: Tuple[Tuple[Tensor, int], ...], scale: Optional[Fraction],
-                 origin: str):
+                 origin: str, period: int = 1):
         self.sources = sources
         self.scale = scale
         self.origin = origin
+        self.period = period
+
+    def same_source(self, other: 'SizeTag') -> bool:
+        """Both read from the same dim of the same tensor."""
+        if len(self.sources) != 1 or len(other.sources) != 1:
+            return False
+        (a, da), (b, db) = self.sources[0], other.sources[0]
+        return a is b and da == db
 
 
 def _merge(name: str, value, tag: SizeTag, other) -> SizeTag:
-    """The tag of ``value <name> other``: multiplying a single source by a plain int, or
-    dividing it exactly, keeps a scale; anything else does not."""
+    """The tag of ``value <name> other``: multiplying a single source by a plain int,
+    dividing it exactly or taking a zero remainder (both exact on a coarser period), and
+    adding or subtracting two multiples of the same source keep a scale; anything else does
+    not."""
     other_tag = other.tag if is_tagged(other) else None
     sources = tag.sources + (other_tag.sources if other_tag is not None else ())
-    scale = None
+    scale, period = None, tag.period
     plain_int = isinstance(other, int) and not isinstance(other, bool) and other_tag is None
     if plain_int and tag.scale is not None and other:
         if name in ('__mul__', '__rmul__'):
             scale = tag.scale * other
-        elif name == '__floordiv__' and int(value) % other == 0:
-            scale = tag.scale / other
-    return SizeTag(sources, scale, tag.origin)
+        elif name in ('__floordiv__', '__mod__') and int(value) % other == 0:
+            # scale * size / other is an integer exactly when size is a multiple of its
+            # denominator: there, size // other == size / other and size % other == 0
+            ratio = Fraction(tag.scale) / other
+            period = lcm(period, ratio.denominator)
+            scale = ratio if name == '__floordiv__' else Fraction(0)
+    elif other_tag is not None and tag.same_source(other_tag) and \
+            None not in (tag.scale, other_tag.scale) and \
+            name in ('__add__', '__radd__', '__sub__', '__rsub__'):
+        sources = tag.sources
+        period = lcm(period, other_tag.period)
+        if name in ('__add__', '__radd__'):
+            scale = tag.scale + other_tag.scale
+        elif name == '__sub__':
+            scale = tag.scale - other_tag.scale
+        else:
+            scale = other_tag.scale - tag.scale
+    return SizeTag(sources, scale, tag.origin, period)
 
 
 def _wrap(value, tag: SizeTag):
