@@ -62,3 +62,6 @@ PRUNING_ADAPTERS = Registry('pruning adapter', locations=['mmdms.export'])
 # Masked forwards for modules whose own statistics span channels (ConvNeXt-V2's GRN): the
 # tracer accepts their channel reductions, the mutator installs the forward by class name.
 MASKED_FORWARDS = Registry('masked forward', locations=['mmdms.models.mutators'])
+# Equivalent forwards for modules whose own forward sizes a reshape by its input's width
+# (``reshape(B, N, C)`` after attention): installed before tracing and on export.
+FORWARD_REWRITES = Registry('forward rewrite', locations=['mmdms.export'])

@@ -8,6 +8,7 @@ from torch import nn
 
 from mmdms.utils.fileio import atomic_write_text
 from .adapters import apply_adapter, update_layer_attributes
+from .rewrites import install_forward_rewrites
 
 STRUCTURE_VERSION = 1
 
@@ -49,11 +50,13 @@ def apply_structure(model: nn.Module, structure: dict) -> nn.Module:
     """Prune ``model`` in place to ``structure`` and return it.
 
     Parameters and buffers are sliced to their kept indices; layer attributes
-    (``in_channels``, ``num_features``, ...) and registered adapters follow; removed blocks
+    (``in_channels``, ``num_features``, ...) and registered adapters follow, registered forward
+    rewrites are installed (:mod:`mmdms.export.rewrites`); removed blocks
     leave their ``nn.Sequential`` parent, or become :class:`RemovedBlock` in other containers
     (a removed block computes ``x + 0``, so both are exact).
     """
     validate_structure(structure)
+    install_forward_rewrites(model)  # the forwards the supernet was traced with
     tensors: Dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     modules = dict(model.named_modules())

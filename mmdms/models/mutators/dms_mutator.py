@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmdms.export.rewrites import install_forward_rewrites
 from mmdms.export.structure import STRUCTURE_VERSION
 from mmdms.registry import MASKED_FORWARDS, MODELS
 from ..tracing import PruningGraph, build_pruning_graph, trace_channels
@@ -236,6 +237,8 @@ class DMSMutator(nn.Module):
         """Trace ``forward()`` (which calls ``model``), create units and install masks."""
         if self.graph is not None:
             raise RuntimeError('DMSMutator.prepare_from_supernet was already called')
+        for module in install_forward_rewrites(model):  # export installs the same forwards
+            self._handles.append((module, '__dict__', 'forward'))
         trace = trace_channels(model, forward)
         self.graph = build_pruning_graph(trace)
         unit_kwargs = dict(decay=self.importance_decay, metric=self.importance_metric)

@@ -168,14 +168,15 @@ NON_TENSOR = {'size', 'dim', 'numel', '__get__', '__len__', 'is_contiguous', 'el
               'stride', 'data_ptr', 'is_floating_point', 'get_device', '__format__', '__bool__',
               'item', 'tolist', '__repr__', '__iter__', 'ndimension', 'nelement', '__hash__',
               '__eq__', 'eq', 'ne', '__ne__', 'gt', 'lt', 'ge', 'le', '__gt__', '__lt__', '__ge__',
-              '__le__', 'isfinite', 'isnan', 'any', 'all', 'new_tensor', 'zeros_like',
-              'ones_like', 'empty_like', 'full_like', 'argmax', 'argmin', 'nonzero', 'numpy',
+              '__le__', 'isfinite', 'isnan', 'any', 'all', 'new_tensor', 'argmax', 'argmin', 'nonzero', 'numpy',
               'backward'}
 # modules computed by C++/CUDA extensions that the tracer cannot see into, known to act on
 # each input channel separately (output channel i comes from input channel i only)
 CHANNELWISE_EXTENSIONS = {'RoIAlign', 'RoIPool', 'RoIAlignRotated'}
 # tensor attributes that are views of the tensor: the shadow takes the same attribute
 VIEW_PROPERTIES = {'T', 'mT', 'H', 'mH', 'data'}
+# allocations shaped like their input: their channels are the input's (their size follows it)
+LIKE = {'zeros_like', 'ones_like', 'empty_like', 'full_like'}
 
 
 def _tensors(obj) -> List[Tensor]:
@@ -470,6 +471,9 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             return self._layer_norm(args, kwargs, out)
         if name == 'group_norm':
             return self._group_norm(args, kwargs, out)
+        if name in LIKE:  # like a factory: no visible data written yet
+            self._set_shadow(out, self._shadow(args[0]), name)
+            return self.fresh.add(id(out))
         if name in UNARY:
             return self._unary(name, args, out)
         if name in BINARY:
@@ -622,9 +626,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             if in_slot is not None:
                 self._freeze_shadow(in_slot.nodes, reason, name, self.current_module)
         if b is not None:
-            b_slot = self._slot(b, 0, 'follower')
-            if b_slot is not None:
-                self.uf.union_pairs(b_slot.nodes, out_vec)
+            self._tie_bias(b, out_vec, name)
         self._set_channel_out(out, out_vec, 1, name)
         spatial = out.numel() // max(1, out.shape[1])
         kernel = w[0, 0].numel()
@@ -667,11 +669,26 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             self._consumer(w, 'linear', x, -1, vec)
         out_vec = out_slot.nodes if out_slot is not None else self._fixed_nodes(w.shape[0])
         if b is not None:
-            b_slot = self._slot(b, 0, 'follower')
-            if b_slot is not None:
-                self.uf.union_pairs(b_slot.nodes, out_vec)
+            self._tie_bias(b, out_vec, 'linear')
         self._set_channel_out(out, out_vec, -1, 'linear')
         self._add_compute('linear', out.numel() // max(1, out.shape[-1]), [vec, out_vec])
+
+    def _tie_bias(self, b: Tensor, out_vec: Tensor, op: str) -> None:
+        """A bias parameter follows the output channels; a bias computed in the forward
+        (BEiT's ``cat(q_bias, zeros_like(v_bias), v_bias)``) ties its channels to them, and an
+        entry of fixed size freezes its output channel."""
+        b_slot = self._slot(b, 0, 'follower')
+        if b_slot is not None:
+            return self.uf.union_pairs(b_slot.nodes, out_vec)
+        shadow = self._shadow(b)
+        if shadow.dim() != 1 or shadow.shape[0] != out_vec.numel():
+            return None
+        both = (shadow >= 0) & (out_vec >= 0)
+        self.uf.union_pairs(shadow[both], out_vec[both])
+        fixed = (shadow < 0) & (out_vec >= 0)
+        if fixed.any():
+            self._freeze_shadow(out_vec[fixed], 'output channel with a bias entry of fixed size',
+                                op, self.current_module)
 
     def _linear_over_positions(self, x: Tensor, w: Tensor, b: Optional[Tensor], out: Tensor):
         """A linear over a dim that holds no channels while channels vary along another one
