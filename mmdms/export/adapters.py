@@ -72,3 +72,9 @@ def layer_norm_2d(module: nn.Module) -> None:
 def grn(module: nn.Module) -> None:
     """ConvNeXt-V2's GRN: ``in_channels`` follows the sliced ``gamma``/``beta``."""
     module.in_channels = module.gamma.shape[0]
+
+
+@PRUNING_ADAPTERS.register_module(name='HorNetLayerNorm')
+def hornet_layer_norm(module: nn.Module) -> None:
+    """HorNet's LayerNorm passes ``normalized_shape`` to ``F.layer_norm`` (channels_last)."""
+    module.normalized_shape = (module.weight.shape[0], )

@@ -729,6 +729,10 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                     self._tie(slot.nodes, vec, 'layer_norm of fixed channels', 'layer_norm')
         if weight is not None and self._is_permuted_norm(weight):
             self._permuted_norm(params, out, vec)
+        elif weight is not None and self._own_masked_weight(weight):
+            # the module's registered masked forward runs this layer_norm on the kept channels
+            self.consumers.append(ConsumerSite(self.current_module, 'masked_forward',
+                                               x.dim() - 1, vec))
         elif weight is not None:
             self._consumer(weight, 'layer_norm', x, -1, vec)
         elif (vec >= 0).any():
@@ -737,6 +741,14 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self._set_channel_out(out, vec, -1, 'layer_norm')
         self._add_compute('layer_norm', (x.numel() // max(1, x.shape[-1])) *
                           (5 if weight is not None else 4), [vec])
+
+    def _own_masked_weight(self, weight: Tensor) -> bool:
+        """``weight`` is a parameter of the running module, whose class has a registered masked
+        forward (:data:`~mmdms.registry.MASKED_FORWARDS`, e.g. HorNet's channels-last
+        LayerNorm calling ``F.layer_norm`` with its own weight)."""
+        module = self.modules.get(self.current_module)
+        return module is not None and type(module).__name__ in MASKED_FORWARDS and \
+            any(p is weight for p in module._parameters.values())
 
     def _is_permuted_norm(self, weight: Tensor) -> bool:
         """The running module is a LayerNorm subclass with its own forward and ``weight`` is
