@@ -124,6 +124,8 @@ class TraceResult:
     compute: List[ComputeSite] = field(default_factory=list)
     num_ops: int = 0
     unsupported_ops: Dict[str, int] = field(default_factory=dict)
+    # node labels of each piece of every split sized by an adapter (see _sized_by_adapter)
+    split_pieces: List[List[Tensor]] = field(default_factory=list)
 
 
 def _name(func) -> str:
@@ -259,6 +261,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self.pending_norms: Dict[str, tuple] = {}
         self.norm_dims: Dict[str, int] = {}
         self.written: set = set()  # modules in which __setitem__ (not counted as an op) ran
+        self.split_pieces: List[List[Tensor]] = []
 
     # ------------------------------------------------------------------ public entry point
     def trace(self, forward: Callable[[], Any]) -> TraceResult:
@@ -290,7 +293,8 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             module_types={n: type(m).__name__
                           for n, m in self.model.named_modules()},
             num_ops=self.counter,
-            unsupported_ops=self.unsupported)
+            unsupported_ops=self.unsupported,
+            split_pieces=self.split_pieces)
         self.shadows.clear()
         self.layouts.clear()
         return result
@@ -1036,6 +1040,11 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         if not varies_along(src, dim):
             return
         sizes = {p.shape[dim] for p in pieces} if name != 'unbind' else {1}
+        if len(sizes) > 1 and self._sized_by_adapter(name, args, kwargs):
+            # each piece keeps its own channels (and gets its own units, see
+            # build_pruning_graph); the adapter updates the sizes
+            self.split_pieces.append([torch.unique(p[p >= 0]) for p in map(compact, pieces)])
+            return
         if len(sizes) == 1:
             first = pieces[0]
             for piece in pieces[1:]:  # equal pieces stay equal: prune them identically
@@ -1044,6 +1053,19 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             return
         self._freeze_shadow(src, f'{name} into unequal pieces {sorted(sizes)} along a channel '
                             'dim', name, self.current_module)
+
+    def _sized_by_adapter(self, name, args, kwargs) -> bool:
+        """``torch.split(x, (a, b, ...))`` with a list of plain ints (module attributes, like
+        HorNet gnConv's ``self.dims``) in a module with an export adapter: the adapter sets the
+        sizes from the pruned tensors, so the pieces need not shrink alike. Sizes read from
+        tensors are checked by the size rules instead."""
+        if name not in ('split', 'split_with_sizes'):
+            return False
+        sizes = args[1] if len(args) > 1 else next(
+            (kwargs[k] for k in ('split_size', 'split_size_or_sections', 'split_sizes')
+             if k in kwargs), None)
+        return isinstance(sizes, (list, tuple)) and \
+            all(type(v) is int for v in sizes) and self._has_adapter(self.current_module)
 
     def _check_reshape(self, name, src, result):
         """A reshape may merge channel dims or split off size-1 dims, but splitting one channel
