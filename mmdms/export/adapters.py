@@ -72,3 +72,20 @@ def layer_norm_2d(module: nn.Module) -> None:
 def grn(module: nn.Module) -> None:
     """ConvNeXt-V2's GRN: ``in_channels`` follows the sliced ``gamma``/``beta``."""
     module.in_channels = module.gamma.shape[0]
+
+
+@PRUNING_ADAPTERS.register_module(name='HorNetLayerNorm')
+def hornet_layer_norm(module: nn.Module) -> None:
+    """HorNet's LayerNorm passes ``normalized_shape`` to ``F.layer_norm`` (channels_last)."""
+    module.normalized_shape = (module.weight.shape[0], )
+
+
+@PRUNING_ADAPTERS.register_module(name='gnConv')
+def gn_conv(module: nn.Module) -> None:
+    """HorNet's gnConv splits ``proj_in``'s output by ``self.dims``: ``dims[i]`` is the input
+    width of ``projs[i]`` and the last one that of ``proj_out`` (each is its own unit)."""
+    dims = [p.weight.shape[1] for p in module.projs] + [module.proj_out.weight.shape[1]]
+    if module.proj_in.weight.shape[0] != dims[0] + sum(dims):
+        raise ValueError(f'gnConv: proj_in has {module.proj_in.weight.shape[0]} outputs, but the '
+                         f'pruned widths {dims} need {dims[0] + sum(dims)}')
+    module.dims = dims

@@ -133,6 +133,24 @@ def test_untouched_layers():
     assert prune_zoo.untouched_layers(layers, structure) == ['blocks.10.fc1', 'head.fc']
 
 
+def test_randomize_masked_forward_params():
+    """GRN starts as the identity (zero gamma/beta), which would hide a wrong masked forward
+    from the zoo's check: its constant parameters get random values; zero parameters of
+    modules without a masked forward stay."""
+    import torch
+    from torch import nn
+    GRN = pytest.importorskip('mmpretrain.models.utils.norm').GRN
+    model = nn.Sequential(nn.Conv2d(3, 6, 1), GRN(6))
+    nn.init.zeros_(model[0].bias)
+    assert prune_zoo.randomize_masked_forward_params(model) == ['1.gamma', '1.beta']
+    for p in (model[1].gamma, model[1].beta):
+        assert 0.5 <= float(p.min()) and float(p.max()) <= 1.5 and float(p.std()) > 0
+    assert bool((model[0].bias == 0).all())
+    assert prune_zoo.randomize_masked_forward_params(model) == []  # no longer constant
+    x = torch.randn(1, 6, 4, 4)
+    assert not torch.allclose(model[1](x), x)
+
+
 @pytest.mark.parametrize('isolation', ['fork'])
 def test_prune_zoo_two_models(tmp_path, isolation):
     report = prune_zoo.main([

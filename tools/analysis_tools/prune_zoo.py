@@ -92,6 +92,27 @@ def randomize_layer_scales(model, seed: int = 0) -> List[str]:
     return changed
 
 
+def randomize_masked_forward_params(model, seed: int = 0) -> List[str]:
+    """Give constant per-channel parameters (GRN's zero-initialised ``gamma``/``beta``, HorNet
+    LayerNorm's ones and zeros) of modules with a masked forward (``MASKED_FORWARDS``) random
+    values in [0.5, 1.5]: a zero or constant parameter hides a wrongly sliced or wrongly
+    masked channel from the exactness check. Returns the names changed."""
+    import torch
+    from mmdms.registry import MASKED_FORWARDS
+    gen = torch.Generator().manual_seed(seed + 2)
+    changed = []
+    with torch.no_grad():
+        for prefix, module in model.named_modules():
+            if MASKED_FORWARDS.get(type(module).__name__) is None:
+                continue
+            for name, p in module.named_parameters(recurse=False):
+                if p.dim() == 1 and p.numel() >= 2 and p.dtype.is_floating_point and \
+                        bool((p == p[0]).all()):
+                    p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+                    changed.append(f'{prefix}.{name}' if prefix else name)
+    return changed
+
+
 def executed_layers(model, x, call) -> List[str]:
     """Names of the conv/linear layers (and ``nn.MultiheadAttention`` blocks, which use their
     projection weights directly) that run in one forward."""
@@ -195,12 +216,15 @@ CAUSES = [
      'weight that is tied, applied by several modules or read by other ops stays frozen.'),
     ('channel-reduction', 'limit', r'(mean|sum|norm|var|std|amax|amin) reduces over a channel dim',
      'a reduction over channels freezes them',
-     'Statistics over channels need a masked forward registered for the module class '
-     '(`mmdms/models/mutators/masked_forwards.py`: ConvNeXt-V2 `GRN`); others freeze, e.g. '
-     'mmdet\'s `SingleRoIExtractor` DDP trick `roi_feats + feats[i].sum() * 0.` (the product is '
-     'zero, but the freeze happens at the sum).'),
+     'A reduction over channels is accepted only inside a module with a registered masked '
+     'forward (`MASKED_FORWARDS`: ConvNeXt-V2 GRN, HorNet\'s channels-first LayerNorm), which '
+     'takes its statistics over the kept channels. Still frozen: e.g. mmdet\'s '
+     '`SingleRoIExtractor` DDP trick `roi_feats + feats[i].sum() * 0.` (the product is zero, '
+     'but the freeze happens at the sum).'),
     ('unequal-split', 'limit', r'split into unequal pieces', 'split into unequal pieces',
-     'HorNet gnconv splits into `[d0, sum(dims)]`: needs an adapter that keeps the ratios.'),
+     '`torch.split(x, sizes)` into unequal pieces is pruned piece by piece when `sizes` are '
+     'plain ints of a module with an export adapter that updates them (HorNet `gnConv.dims`); '
+     'otherwise (no adapter, `chunk`, sizes read from tensors) it is frozen.'),
     ('channel-dim-split', 'limit', r'(view|reshape|unflatten) splits a channel dim',
      'reshape C -> (a, b, ...) into attention heads or frozen channels',
      'A split into two dims `(groups, C / groups)` is pruned per position (channel shuffle, '
@@ -359,6 +383,7 @@ def check_model(entry: dict, keep_ratio: float = 0.5, seed: int = 0,
         layers = executed_layers(model, x, call)
         if randomize:
             rec['randomized_layer_scales'] = len(randomize_layer_scales(model, seed))
+            rec['randomized_masked_params'] = len(randomize_masked_forward_params(model, seed))
         stage = 'prune_check'
         from mmdms.apis import prune_check
         result = prune_check(model, x, keep_ratio=keep_ratio, seed=seed, call=call)
@@ -529,8 +554,9 @@ def render_markdown(report: dict) -> str:
         'Each model is built from its config without pretrained weights, traced, every unit '
         f"keeps a random {report['keep_ratio']:.0%} of its channels/blocks, the exported model is "
         'built by `apply_structure` and compared with the hard-masked supernet on one random '
-        'input (norm statistics and tiny layer-scale constants randomised first, so that every '
-        'channel and branch contributes).', '',
+        'input (norm statistics, tiny layer-scale constants and constant per-channel '
+        'parameters of modules with a masked forward, such as GRN, randomised first, so that '
+        'every channel and branch contributes).', '',
         '* **fail**: an exception (stage and the raising line are given), a timeout/crash, or '
         f'`max_abs_diff > {DIFF_RTOL:g} * max(1, output_scale)`;',
         f'* **weak**: correct, but FLOPs ratio > {MAX_FLOPS_RATIO} at keep_ratio 0.5, or more than '
@@ -686,7 +712,8 @@ def parse_args(argv=None):
                         help='torch threads per model (fork isolation: > 1 only if nothing ran '
                         'torch ops in this process before, else OpenMP deadlocks)')
     parser.add_argument('--no-randomize', action='store_true',
-                        help='keep tiny layer-scale constants as initialised')
+                        help='keep tiny layer-scale constants and constant parameters of '
+                        'masked-forward modules (GRN) as initialised')
     parser.add_argument('--trace-benchmark', choices=('auto', 'yes', 'no'), default='auto',
                         help='also time the ResNet-50 224x224 trace (auto: when sweeping all)')
     parser.add_argument('--input-shape', type=int, nargs=4, default=None,

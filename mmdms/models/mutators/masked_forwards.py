@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from mmdms.registry import MASKED_FORWARDS
-from .dms_mutator import MASK_ATTR, _hard_kept
+from .dms_mutator import MASK_ATTR, _hard_kept, _masked_layer_norm
 
 
 def _grn(x: Tensor, gamma: Tensor, beta: Tensor, eps: float, dim: int, mask=None) -> Tensor:
@@ -48,3 +48,40 @@ def masked_grn(self, x: Tensor, data_format: str = 'channel_first') -> Tensor:
     y = _grn(x.index_select(dim, kept), self.gamma.index_select(0, kept),
              self.beta.index_select(0, kept), self.eps, dim)
     return x.new_zeros(x.shape).index_copy(dim, kept, y)
+
+
+def _channels_first_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float,
+                         mask=None) -> Tensor:
+    """HorNet's hand-written channels-first LayerNorm (statistics over dim 1); a soft ``mask``
+    weights the mean and variance."""
+    if mask is None:
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+    else:
+        w = (mask / mask.sum().clamp_min(1e-6)).view(1, -1, *([1] * (x.dim() - 2)))
+        u = (x * w).sum(1, keepdim=True)
+        s = ((x - u).pow(2) * w).sum(1, keepdim=True)
+    x = (x - u) / torch.sqrt(s + eps)
+    return weight[:, None, None] * x + bias[:, None, None]
+
+
+@MASKED_FORWARDS.register_module(name='HorNetLayerNorm')
+def masked_hornet_layer_norm(self, x: Tensor) -> Tensor:
+    """HorNet's LayerNorm over the kept channels only.
+
+    ``channels_last`` calls ``F.layer_norm`` like ``nn.LayerNorm`` (see ``_masked_layer_norm``);
+    ``channels_first`` computes the mean and variance over dim 1 by hand, so the same code runs
+    on the kept channels (hard masks; pruned channels output 0) or with mask-weighted
+    statistics (soft masks).
+    """
+    if self.data_format == 'channels_last':
+        return _masked_layer_norm(self, x)
+    m = getattr(self, MASK_ATTR)().to(x.dtype)
+    kept = _hard_kept(m)
+    if kept is None:
+        return _channels_first_norm(x, self.weight, self.bias, self.eps, m)
+    if kept.numel() == m.numel():
+        return _channels_first_norm(x, self.weight, self.bias, self.eps)
+    y = _channels_first_norm(x.index_select(1, kept), self.weight.index_select(0, kept),
+                             self.bias.index_select(0, kept), self.eps)
+    return x.new_zeros(x.shape).index_copy(1, kept, y)

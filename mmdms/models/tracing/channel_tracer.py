@@ -125,6 +125,8 @@ class TraceResult:
     compute: List[ComputeSite] = field(default_factory=list)
     num_ops: int = 0
     unsupported_ops: Dict[str, int] = field(default_factory=dict)
+    # node labels of each piece of every split sized by an adapter (see _sized_by_adapter)
+    split_pieces: List[List[Tensor]] = field(default_factory=list)
 
 
 def _name(func) -> str:
@@ -261,6 +263,7 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self.pending_norms: Dict[str, tuple] = {}
         self.norm_dims: Dict[str, int] = {}
         self.written: set = set()  # modules in which __setitem__ (not counted as an op) ran
+        self.split_pieces: List[List[Tensor]] = []
 
     # ------------------------------------------------------------------ public entry point
     def trace(self, forward: Callable[[], Any]) -> TraceResult:
@@ -292,7 +295,8 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
             module_types={n: type(m).__name__
                           for n, m in self.model.named_modules()},
             num_ops=self.counter,
-            unsupported_ops=self.unsupported)
+            unsupported_ops=self.unsupported,
+            split_pieces=self.split_pieces)
         self.shadows.clear()
         self.layouts.clear()
         return result
@@ -747,6 +751,10 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                     self._tie(slot.nodes, vec, 'layer_norm of fixed channels', 'layer_norm')
         if weight is not None and self._is_permuted_norm(weight):
             self._permuted_norm(params, out, vec)
+        elif weight is not None and self._own_masked_weight(weight):
+            # the module's registered masked forward runs this layer_norm on the kept channels
+            self.consumers.append(ConsumerSite(self.current_module, 'masked_forward',
+                                               x.dim() - 1, vec))
         elif weight is not None:
             self._consumer(weight, 'layer_norm', x, -1, vec)
         elif (vec >= 0).any():
@@ -755,6 +763,14 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         self._set_channel_out(out, vec, -1, 'layer_norm')
         self._add_compute('layer_norm', (x.numel() // max(1, x.shape[-1])) *
                           (5 if weight is not None else 4), [vec])
+
+    def _own_masked_weight(self, weight: Tensor) -> bool:
+        """``weight`` is a parameter of the running module, whose class has a registered masked
+        forward (:data:`~mmdms.registry.MASKED_FORWARDS`, e.g. HorNet's channels-last
+        LayerNorm calling ``F.layer_norm`` with its own weight)."""
+        module = self.modules.get(self.current_module)
+        return module is not None and type(module).__name__ in MASKED_FORWARDS and \
+            any(p is weight for p in module._parameters.values())
 
     def _is_permuted_norm(self, weight: Tensor) -> bool:
         """The running module is a LayerNorm subclass with its own forward and ``weight`` is
@@ -1042,6 +1058,11 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
         if not varies_along(src, dim):
             return
         sizes = {p.shape[dim] for p in pieces} if name != 'unbind' else {1}
+        if len(sizes) > 1 and self._sized_by_adapter(name, args, kwargs):
+            # each piece keeps its own channels (and gets its own units, see
+            # build_pruning_graph); the adapter updates the sizes
+            self.split_pieces.append([torch.unique(p[p >= 0]) for p in map(compact, pieces)])
+            return
         if len(sizes) == 1:
             return self._tie_pieces(pieces, name)
         self._freeze_shadow(src, f'{name} into unequal pieces {sorted(sizes)} along a channel '
@@ -1060,6 +1081,19 @@ class ChannelTracer(SizeRulesMixin, TorchFunctionMode):
                 self._freeze_shadow(torch.cat([piece[mixed], first[mixed]]), 'equal pieces of a '
                                     'channel dim hold prunable and fixed values at the same '
                                     'position', name, self.current_module)
+
+    def _sized_by_adapter(self, name, args, kwargs) -> bool:
+        """``torch.split(x, (a, b, ...))`` with a list of plain ints (module attributes, like
+        HorNet gnConv's ``self.dims``) in a module with an export adapter: the adapter sets the
+        sizes from the pruned tensors, so the pieces need not shrink alike. Sizes read from
+        tensors are checked by the size rules instead."""
+        if name not in ('split', 'split_with_sizes'):
+            return False
+        sizes = args[1] if len(args) > 1 else next(
+            (kwargs[k] for k in ('split_size', 'split_size_or_sections', 'split_sizes')
+             if k in kwargs), None)
+        return isinstance(sizes, (list, tuple)) and \
+            all(type(v) is int for v in sizes) and self._has_adapter(self.current_module)
 
     def _check_reshape(self, name, src, result):
         """A reshape may merge channel dims or split off size-1 dims, but splitting one channel

@@ -46,44 +46,75 @@ def _module_of(param_name: str) -> str:
     return param_name.rsplit('.', 1)[0] if '.' in param_name else param_name
 
 
+def _piece_keys(trace: TraceResult) -> Dict[int, tuple]:
+    """For each root, the pieces of every adapter-sized split (``trace.split_pieces``) that
+    hold it. Roots with different keys never share a unit: each piece then keeps at least one
+    channel (HorNet's ``dims[i]`` never drops to 0), and a unit never spans pieces."""
+    found: Dict[int, Dict[int, set]] = {}
+    for s, pieces in enumerate(trace.split_pieces):
+        for i, nodes in enumerate(pieces):
+            for r in trace.uf.roots(nodes).tolist():
+                found.setdefault(r, {}).setdefault(s, set()).add(i)
+    return {r: tuple((s, frozenset(d[s])) for s in sorted(d)) for r, d in found.items()}
+
+
 def build_pruning_graph(trace: TraceResult) -> PruningGraph:
     uf = trace.uf
     producer_slots = [s for s in trace.slots if s.role == 'producer']
-    # union producer slots that share a channel (residual adds, tied splits, ...)
-    owner_of_root: Dict[int, int] = {}
-    slot_parent = list(range(len(producer_slots)))
-
-    def find(i):
-        while slot_parent[i] != i:
-            slot_parent[i] = slot_parent[slot_parent[i]]
-            i = slot_parent[i]
-        return i
-
-    slot_roots = []
+    # a producer slot links its channels into one unit, except across the pieces of a split
+    # sized by an adapter: one segment (slot index, roots) per piece key
+    keys = _piece_keys(trace)
+    segments: List[Tuple[int, Tensor]] = []
     for i, slot in enumerate(producer_slots):
         roots = uf.roots(slot.nodes)
-        slot_roots.append(roots)
+        if not keys:
+            segments.append((i, roots))
+            continue
+        parts: Dict[tuple, List[int]] = {}
+        for r in roots.tolist():
+            parts.setdefault(keys.get(r, ()), []).append(r)
+        segments += [(i, torch.tensor(rs, dtype=torch.long)) for rs in parts.values()]
+    # union segments that share a channel (residual adds, tied splits, ...)
+    owner_of_root: Dict[int, int] = {}
+    parent = list(range(len(segments)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (_, roots) in enumerate(segments):
         for r in roots.tolist():
             j = owner_of_root.setdefault(r, i)
             if j != i:
                 a, b = find(i), find(j)
                 if a != b:
-                    slot_parent[max(a, b)] = min(a, b)
+                    parent[max(a, b)] = min(a, b)
     members: Dict[int, List[int]] = {}
-    for i in range(len(producer_slots)):
+    for i in range(len(segments)):
         members.setdefault(find(i), []).append(i)
 
     groups, frozen = [], []
+    names_used: Dict[str, int] = {}
     element_of_root: Dict[int, Tuple[int, int]] = {}
     for leader in sorted(members):
         seen, order = set(), []
         for i in members[leader]:
-            for r in slot_roots[i].tolist():
+            for r in segments[i][1].tolist():
                 if r not in seen:
                     seen.add(r)
                     order.append(r)
-        names = [producer_slots[i].name for i in members[leader]]
-        group = ChannelGroup(_module_of(names[0]), torch.tensor(order, dtype=torch.long), names)
+        slots = [producer_slots[segments[i][0]] for i in members[leader]]
+        names = list(dict.fromkeys(slot.name for slot in slots))
+        # named after a layer it produces whole, if any (a slot split into pieces is shared)
+        whole = [slot.name for i, slot in zip(members[leader], slots)
+                 if segments[i][1].numel() == slot.nodes.numel()]
+        name = _module_of((whole or names)[0])
+        names_used[name] = names_used.get(name, 0) + 1
+        if names_used[name] > 1:
+            name = f'{name}#{names_used[name] - 1}'
+        group = ChannelGroup(name, torch.tensor(order, dtype=torch.long), names)
         reasons = [uf.frozen[r] for r in order if r in uf.frozen]
         if reasons:
             group.frozen_reason = reasons[0]
