@@ -255,8 +255,9 @@ def test_mmpretrain_cross_attention_applies_three_weights():
 
 def test_beit_attention_is_traced_and_exports_exactly():
     """A small BEiT with a head: qkv is applied by ``BEiTAttention``'s forward with its q/v
-    biases. The embedding stays frozen by the size rules (``reshape(B, N, C)`` of the
-    attention output with ``C`` read from the input), but no longer by the linear."""
+    biases. Neither the linear nor ``reshape(B, N, C)`` of the attention output (``C`` read
+    from the input; the mutator installs the registered forward rewrite) freezes the
+    embedding."""
     from mmpretrain.models import BEiTViT
 
     class BEiTNet(nn.Module):
@@ -280,6 +281,6 @@ def test_beit_attention_is_traced_and_exports_exactly():
     assert len(sites) == 2 and all(s.applied_in == s.module[:-4] for s in sites)
     result = prune_check(model, x, keep_ratio=0.5)
     assert not any(OUTSIDE in r for r in result['frozen']), result['frozen']
-    assert any('size read from a tensor' in r for r in result['frozen']), result['frozen']
+    assert not any('size read from a tensor' in r for r in result['frozen']), result['frozen']
     assert result['max_abs_diff'] <= 1e-4 * max(1.0, result['output_scale'])
-    assert result['unpruned_diff'] > 1e-3 and result['flops_ratio'] < 1.0
+    assert result['unpruned_diff'] > 1e-3 and result['flops_ratio'] < 0.5
