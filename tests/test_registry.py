@@ -28,3 +28,20 @@ def test_register_all_modules_sets_scope():
 def test_version():
     assert mmdms.__version__.count('.') == 2
     assert mmdms.version_info[:2] == tuple(int(x) for x in mmdms.__version__.split('.')[:2])
+
+
+def test_every_per_architecture_entry_is_documented():
+    """docs/adapters.md lists every adapter, masked forward and forward rewrite."""
+    import os.path as osp
+
+    import mmdms.export  # noqa: F401  (registers adapters and rewrites)
+    import mmdms.models  # noqa: F401  (registers masked forwards)
+    from mmdms.models.tracing.channel_tracer import CHANNELWISE_EXTENSIONS
+    doc = open(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'docs',
+                        'adapters.md')).read()
+    names = set(CHANNELWISE_EXTENSIONS)
+    for reg in (registry.PRUNING_ADAPTERS, registry.MASKED_FORWARDS, registry.FORWARD_REWRITES):
+        assert len(reg.module_dict) >= 2, reg
+        names.update(reg.module_dict)
+    missing = [n for n in sorted(names) if f'`{n}`' not in doc]
+    assert not missing, f'add these to docs/adapters.md: {missing}'
