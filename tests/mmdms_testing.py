@@ -27,3 +27,44 @@ def tiny_search_cfg(work_dir, max_iters=4, batch_size=4):
                         dict(type='mmdms.SafeCheckpointHook')]
     cfg.randomness = dict(seed=0, deterministic=False)
     return cfg
+
+
+def build_from_config(config, scope='mmpretrain', edit=None):
+    """A model from an OpenMMLab config (``mmpretrain::...``) without pretrained weights, in
+    eval mode; ``edit(cfg.model)`` may shrink it first."""
+    import importlib
+
+    from mmengine.registry import MODELS, DefaultScope
+
+    from mmdms.utils import load_config
+    importlib.import_module(f'{scope}.models')
+    cfg = load_config(config)
+    cfg.model.pop('init_cfg', None)
+    if edit is not None:
+        edit(cfg.model)
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg.model).eval()
+
+
+def hard_flops_after_keeping_half(model, x, seed=0):
+    """Trace ``model``, keep half of every unit (random importance), and return the resource
+    model's hard FLOPs, mmengine's count of the exported model, and the supernet's FLOPs."""
+    import copy
+
+    import torch
+
+    from mmdms.analysis import count_complexity
+    from mmdms.export import apply_structure
+    from mmdms.models import DMSMutator
+    torch.manual_seed(seed)
+    original = copy.deepcopy(model).eval()
+    model.eval()
+    mutator = DMSMutator()
+    mutator.prepare_from_supernet(model, lambda: model(x))
+    for unit in mutator.units:
+        unit.keep(max(unit.min_kept, unit.num_elements // 2), torch.rand(unit.num_elements))
+    mutator.set_mode('hard')
+    predicted = float(mutator.resources(hard=True)['flops'])
+    exported = apply_structure(original, mutator.structure()).eval()
+    counted = count_complexity(exported, x, lambda m, inp: m(inp))['flops']
+    return predicted, counted, mutator.original_resources['flops'], exported

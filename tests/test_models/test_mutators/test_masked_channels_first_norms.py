@@ -6,7 +6,6 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmdms.apis import prune_check
@@ -14,7 +13,7 @@ from mmdms.export import apply_structure
 from mmdms.models import DMSMutator
 from mmdms.models.mutators.dms_mutator import MASK_ATTR, _masked_permuted_layer_norm
 from mmdms.models.mutators.masked_forwards import masked_grn
-from mmdms.utils import load_config
+from mmdms_testing import build_from_config
 
 norm = pytest.importorskip('mmpretrain.models.utils.norm')
 GRN, LayerNorm2d = norm.GRN, norm.LayerNorm2d
@@ -228,12 +227,7 @@ def test_permuted_norm_is_prunable_when_exact():
 
 
 def build_convnext_v2_atto():
-    import mmpretrain.models  # noqa: F401
-    from mmengine.registry import MODELS
-    cfg = load_config('mmpretrain::convnext_v2/convnext-v2-atto_32xb32_in1k.py')
-    cfg.model.pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg.model).eval()
+    return build_from_config('mmpretrain::convnext_v2/convnext-v2-atto_32xb32_in1k.py')
 
 
 def test_convnext_v2_atto_stage_and_hidden_widths_are_prunable():

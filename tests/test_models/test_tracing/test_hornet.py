@@ -7,17 +7,15 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.registry import DefaultScope
 from torch import nn
 
-from mmdms.analysis import count_complexity
 from mmdms.apis import prune_check
 from mmdms.export import apply_structure
 from mmdms.models import DMSMutator
 from mmdms.models.mutators.dms_mutator import MASK_ATTR
 from mmdms.models.mutators.masked_forwards import masked_hornet_layer_norm
 from mmdms.registry import PRUNING_ADAPTERS
-from mmdms.utils import load_config
+from mmdms_testing import build_from_config, hard_flops_after_keeping_half
 
 hornet = pytest.importorskip('mmpretrain.models.backbones.hornet')
 HorNetLayerNorm, gnConv = hornet.HorNetLayerNorm, hornet.gnConv
@@ -118,18 +116,9 @@ def test_gnconv_hard_flops_equal_the_exported_count():
     """Each piece's convs scale with its own unit: the resource model's hard FLOPs equal
     mmengine's count of the exported model."""
     torch.manual_seed(0)
-    model = randomize(GnConvNet()).eval()
-    original = copy.deepcopy(model)
-    x = torch.randn(1, 3, 6, 6)
-    mutator = DMSMutator()
-    mutator.prepare_from_supernet(model, lambda: model(x))
-    for unit in mutator.units:
-        unit.keep(max(unit.min_kept, unit.num_elements // 2), torch.rand(unit.num_elements))
-    mutator.set_mode('hard')
-    predicted = float(mutator.resources(hard=True)['flops'])
-    exported = apply_structure(original, mutator.structure()).eval()
-    counted = count_complexity(exported, x, lambda m, inp: m(inp))['flops']
-    assert predicted == counted < 0.5 * mutator.original_resources['flops']
+    model = randomize(GnConvNet())
+    predicted, counted, original, _ = hard_flops_after_keeping_half(model, torch.randn(1, 3, 6, 6))
+    assert predicted == counted < 0.5 * original
 
 
 def test_gnconv_soft_masks_get_gradients():
@@ -230,16 +219,14 @@ def test_hornet_layer_norm_is_a_masked_consumer_in_both_layouts():
 # ---------------------------------------------------------------------------- real HorNet
 def build_small_hornet():
     """hornet-tiny's config with a narrower, shallower arch (same block code, orders 2..5)."""
-    import mmpretrain.models  # noqa: F401
-    from mmengine.registry import MODELS
-    cfg = load_config('mmpretrain::hornet/hornet-tiny_8xb128_in1k.py')
-    cfg.model.backbone.arch = dict(base_dim=16, depths=[1, 1, 2, 1], orders=[2, 3, 4, 5],
+
+    def shrink(model):
+        model.backbone.arch = dict(base_dim=16, depths=[1, 1, 2, 1], orders=[2, 3, 4, 5],
                                    dw_cfg=[dict(type='DW', kernel_size=7)] * 4)
-    cfg.model.head.update(in_channels=128, num_classes=10)
-    cfg.model.pop('init_cfg', None)
-    cfg.model.pop('train_cfg', None)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg.model).eval()
+        model.head.update(in_channels=128, num_classes=10)
+        model.pop('train_cfg', None)
+
+    return build_from_config('mmpretrain::hornet/hornet-tiny_8xb128_in1k.py', edit=shrink)
 
 
 def test_small_hornet_exports_exactly():

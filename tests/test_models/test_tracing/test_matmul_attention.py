@@ -1,14 +1,12 @@
 """Attention written with matmuls (``q @ k^T``, softmax, ``attn @ v``) gets head units like
 ``scaled_dot_product_attention``, unless something of fixed size spans the heads."""
-import copy
-
 import torch
 from torch import nn
 
-from mmdms.analysis import count_complexity
 from mmdms.apis import prune_check
 from mmdms.export import apply_structure
 from mmdms.models import DMSMutator
+from mmdms_testing import hard_flops_after_keeping_half
 
 
 class MatmulAttention(nn.Module):
@@ -65,17 +63,8 @@ def test_matmul_attention_gets_a_head_unit_and_exports_exactly():
 def test_hard_flops_of_matmul_heads_equal_the_exported_count():
     """The two matmuls scale with the kept heads: the resource model's hard FLOPs equal
     mmengine's count of the exported model."""
-    torch.manual_seed(0)
-    x = torch.randn(1, 6, 5)
-    model = MatmulAttention()
-    original = copy.deepcopy(model).eval()
-    mutator = mutator_for(model, x)
-    for unit in mutator.units:
-        unit.keep(max(unit.min_kept, unit.num_elements // 2), torch.rand(unit.num_elements))
-    mutator.set_mode('hard')
-    predicted = float(mutator.resources(hard=True)['flops'])
-    exported = apply_structure(original, mutator.structure()).eval()
-    counted = count_complexity(exported, x, lambda m, inp: m(inp))['flops']
+    predicted, counted, _, exported = hard_flops_after_keeping_half(MatmulAttention(),
+                                                                    torch.randn(1, 6, 5))
     assert exported.num_heads == 2
     assert predicted == counted
 
