@@ -1,5 +1,8 @@
 # Uniform random predefined dropout: search the fixed-p supernet with its own rate (0.1).
 _base_ = ['./fixedp_supnet-r8-w8_cifar10.py']
+# The held-out split: 50 images per class by default. Enlarge it without touching the
+# supernet's training subset with
+#   --cfg-options train_dataloader.dataset.heldout_extra_per_class=200   (2,500 images)
 train_dataloader = {{_base_.heldout_dataloader}}
 train_cfg = dict(
     _delete_=True,

@@ -58,3 +58,38 @@ def test_too_large_subset_is_a_clear_error(fake_cifar, tmp_path):
     with pytest.raises(ValueError, match='fewer than'):
         CachedCIFAR10(data_root=str(fake_cifar), cache_dir=str(tmp_path / 'c'),
                       subset='train', train_per_class=7, heldout_per_class=2)
+
+
+def test_extra_heldout_block_leaves_train_unchanged(fake_cifar, tmp_path):
+    """heldout_extra_per_class takes a block *after* the train slice: the training subset
+    (and a supernet trained on it) is unchanged, and all three parts are disjoint."""
+    from projects.pgnas.pgnas.datasets.cached_cifar import balanced_split_indices
+    kw = dict(data_root=str(fake_cifar), cache_dir=str(tmp_path / 'cache'), split='train',
+              train_per_class=4, heldout_per_class=1, split_seed=3)
+    train = CachedCIFAR10(subset='train', **kw)
+    small = CachedCIFAR10(subset='heldout', **kw)
+    big = CachedCIFAR10(subset='heldout', heldout_extra_per_class=2, **kw)
+    train_big = CachedCIFAR10(subset='train', heldout_extra_per_class=2, **kw)
+    assert len(train) == len(train_big) == 12
+    assert torch.equal(train.images, train_big.images)
+    assert len(small) == 3 and len(big) == 9
+    assert big.labels.bincount().tolist() == [3, 3, 3]
+
+    def as_set(ds):
+        return {bytes(im.numpy().tobytes()) for im in ds.images}
+
+    assert as_set(small) <= as_set(big)  # the first held-out block is kept
+    assert not as_set(big) & as_set(train)
+
+    labels = torch.tensor([0] * 8 + [1] * 8)
+    tr0, ho0 = balanced_split_indices(labels, 2, 5, 1, 4)
+    tr1, ho1 = balanced_split_indices(labels, 2, 5, 1, 4, heldout_extra_per_class=3)
+    assert torch.equal(tr0, tr1) and tr1.numel() == 8
+    assert ho0.numel() == 2 and ho1.numel() == 8
+    assert set(ho0.tolist()) <= set(ho1.tolist())
+    assert not set(ho1.tolist()) & set(tr1.tolist())
+    assert sorted(ho1.tolist() + tr1.tolist()) == list(range(16))  # 1 + 4 + 3 = all 8
+    with pytest.raises(ValueError, match='extra held-out'):
+        balanced_split_indices(labels, 2, 5, 1, 4, heldout_extra_per_class=4)
+    with pytest.raises(ValueError, match='needs train_per_class'):
+        balanced_split_indices(labels, 2, 5, 1, None, heldout_extra_per_class=1)

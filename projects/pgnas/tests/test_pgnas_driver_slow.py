@@ -18,7 +18,7 @@ def test_driver_quick_run_end_to_end(tmp_path):
                     '--work-dir', str(work)], cwd=REPO, check=True, timeout=3000)
     with open(work / 'report' / 'summary.json') as f:
         summary = json.load(f)
-    assert set(summary['searches']) == {'pgnas', 'uniform', 'fixedp'}
+    assert set(summary['searches']) == {'pgnas_seed0', 'uniform_seed0', 'fixedp_seed0'}
     for name, res in summary['searches'].items():
         assert len(res['heldout_accs']) == 6
         assert res['best']['6']['acc'] == max(res['heldout_accs'])

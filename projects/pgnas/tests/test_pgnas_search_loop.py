@@ -79,3 +79,35 @@ def test_bad_arguments_are_refused(tmp_path):
         PGNASSearchLoop(runner, _loader(), sampler='posterior', drop_rate=0.2)
     with pytest.raises(ValueError, match='sampler'):
         PGNASSearchLoop(runner, _loader(), sampler='evolution')
+
+
+def test_stage_prefix_cache_gives_the_plain_logits():
+    """Reusing the stem / all-keep-stage outputs is exact: bitwise the plain forward."""
+    from projects.pgnas.pgnas.engine.search_loop import StagePrefixCache
+    from projects.pgnas.pgnas.models import candidate_context
+    torch.manual_seed(0)
+    model = warm_up_bn(build(tiny_model_cfg()))
+    batches = [torch.randn(8, 3, 32, 32) for _ in range(2)]
+    cache = StagePrefixCache(model)
+    assert cache.enabled and len(cache.stage_units) == 3
+    prefixes = set()
+    for rate in (0.0, 0.02, 0.05, 0.3):
+        for index in range(6):
+            cand = sample_candidate(model, 1, index, rate)
+            prefix = cache.keep_prefix(cand)
+            prefixes.add(prefix)
+            with candidate_context(model, cand), torch.no_grad():
+                for b, x in enumerate(batches):
+                    assert torch.equal(cache.logits(model, b, x, prefix),
+                                       model(x, mode='tensor'))
+    assert prefixes >= {0, 3}  # both the cold path and the fully cached prefix ran
+    assert len(cache.outputs[0]) == 4  # stem + 3 all-keep stages stored
+    # the loop's accuracy is the same with and without the cache
+    data = [(x, torch.arange(8) % 10) for x in batches]
+    cache2 = StagePrefixCache(model)
+    for index in range(4):
+        cand = sample_candidate(model, 2, index, 0.05)
+        with candidate_context(model, cand):
+            assert (PGNASSearchLoop._accuracy(model, data, cache2, cand)
+                    == PGNASSearchLoop._accuracy(model, data))
+    assert cache2.checked and cache2.enabled

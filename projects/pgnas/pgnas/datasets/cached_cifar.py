@@ -67,20 +67,35 @@ def load_cached_split(data_root: str, split: str, cache_dir: str):
 
 
 def balanced_split_indices(labels: torch.Tensor, num_classes: int, seed: int,
-                           heldout_per_class: int, train_per_class: Optional[int]):
+                           heldout_per_class: int, train_per_class: Optional[int],
+                           heldout_extra_per_class: int = 0):
     """Per class, shuffle by ``seed``; the first ``heldout_per_class`` go to held-out, the
-    next ``train_per_class`` (all the rest when None) to train. Disjoint by construction."""
+    next ``train_per_class`` (all the rest when None) to train, and then the next
+    ``heldout_extra_per_class`` to held-out as well. Disjoint by construction.
+
+    The extra block sits *after* the train slice, so enlarging the held-out split this way
+    leaves the training subset (and any supernet trained on it) unchanged.
+    """
+    if heldout_extra_per_class and train_per_class is None:
+        raise ValueError('heldout_extra_per_class needs train_per_class (the extra block '
+                         'comes after the train slice)')
     generator = torch.Generator().manual_seed(seed)
     train, heldout = [], []
     for c in range(num_classes):
         idx = torch.nonzero(labels == c).flatten()
         idx = idx[torch.randperm(idx.numel(), generator=generator)]
-        if heldout_per_class + (train_per_class or 0) > idx.numel():
+        need = heldout_per_class + (train_per_class or 0) + heldout_extra_per_class
+        if need > idx.numel():
             raise ValueError(f'class {c} has {idx.numel()} images, fewer than '
-                             f'{heldout_per_class} held-out + {train_per_class} train')
+                             f'{heldout_per_class} held-out + {train_per_class} train + '
+                             f'{heldout_extra_per_class} extra held-out')
         heldout.append(idx[:heldout_per_class])
         rest = idx[heldout_per_class:]
-        train.append(rest if train_per_class is None else rest[:train_per_class])
+        if train_per_class is None:
+            train.append(rest)
+        else:
+            train.append(rest[:train_per_class])
+            heldout.append(rest[train_per_class:train_per_class + heldout_extra_per_class])
     return torch.cat(train).sort().values, torch.cat(heldout).sort().values
 
 
@@ -96,6 +111,8 @@ class CachedCIFAR10(Dataset):
             (the class-balanced carve-out of :func:`balanced_split_indices`).
         train_per_class (int, optional): train images per class (None: all not held out).
         heldout_per_class (int): held-out images per class carved from the train folder.
+        heldout_extra_per_class (int): more held-out images per class, taken after the
+            train slice (so the training subset does not change). Defaults to 0.
         test_per_class (int, optional): class-balanced subset of ``subset='all'``.
         split_seed (int): seed of the carving.
         augment (bool): random 4-pixel-padded crop + horizontal flip.
@@ -108,6 +125,7 @@ class CachedCIFAR10(Dataset):
                  subset: str = 'all',
                  train_per_class: Optional[int] = None,
                  heldout_per_class: int = 0,
+                 heldout_extra_per_class: int = 0,
                  test_per_class: Optional[int] = None,
                  split_seed: int = 0,
                  augment: bool = False,
@@ -123,7 +141,8 @@ class CachedCIFAR10(Dataset):
                 index = torch.arange(labels.numel())
         else:
             train, heldout = balanced_split_indices(labels, len(classes), split_seed,
-                                                    heldout_per_class, train_per_class)
+                                                    heldout_per_class, train_per_class,
+                                                    heldout_extra_per_class)
             index = train if subset == 'train' else heldout
             if index.numel() == 0:
                 raise ValueError(f'subset {subset!r} is empty: set heldout_per_class')

@@ -5,6 +5,10 @@ data_root = 'data/cifar10'
 cache_dir = 'work_dirs/pgnas/cache'
 train_per_class = 1000
 heldout_per_class = 50
+# An optional *extra* held-out block per class, taken after the train slice, so the training
+# subset is unchanged; the searches in the README use 200 (50 + 200 = 250 per class, 2,500
+# images) through --cfg-options train_dataloader.dataset.heldout_extra_per_class=200.
+heldout_extra_per_class = 0
 split_seed = 0
 
 data_preprocessor = dict(
@@ -21,6 +25,7 @@ _split = dict(
     split='train',
     train_per_class=train_per_class,
     heldout_per_class=heldout_per_class,
+    heldout_extra_per_class=heldout_extra_per_class,
     split_seed=split_seed)
 
 train_dataloader = dict(
