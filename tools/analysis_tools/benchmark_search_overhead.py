@@ -96,6 +96,11 @@ def benchmark(name, repeats, warmup=1):
                 plain_all=plain_times, dms_all=dms_times)
 
 
+def _fmt_load(load) -> str:
+    """The load average, or 'n/a' where the platform has no ``os.getloadavg``."""
+    return 'n/a' if load is None else f'{load:.2f}'
+
+
 def main():
     parser = argparse.ArgumentParser(description='DMS search step vs plain training step')
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
@@ -121,7 +126,8 @@ def main():
     header = ['# DMS search step vs plain training step', '',
               f'Generated {meta["date"]} by `tools/analysis_tools/benchmark_search_overhead.py '
               f'--repeats {args.repeats}` (torch {meta["torch"]}, {meta["threads"]} threads, '
-              f'1-min load average {load_before:.2f} before, {load:.2f} after). Steps alternate '
+              f'1-min load average {_fmt_load(load_before)} before, {_fmt_load(load)} after). '
+              'Steps alternate '
               'plain/DMS; target: DMS / plain <= 1.15.', '']
     atomic_write_text(args.out + '.json', json.dumps(dict(meta=meta, rows=rows), indent=1))
     atomic_write_text(args.out + '.md', '\n'.join(header + lines) + '\n')

@@ -18,7 +18,6 @@ import os
 import os.path as osp
 import sys
 import time
-import traceback
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
@@ -30,7 +29,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from dmsexp import detection_report as report  # noqa: E402
 from dmsexp.detection import DET_ARMS, DetectionExperiment, load_results  # noqa: E402
 from dmsexp.driver import (check_settings, lock_work_dir, make_logger,  # noqa: E402
-                           record_invocation)
+                           record_invocation, run_plan)
 from dmsexp.report import write_section  # noqa: E402
 from dmsexp.steps import load_json  # noqa: E402
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
@@ -188,25 +187,13 @@ def main():
             f'{models["reference"]["flops"] / 1e9:.4f} GFLOPs, supernet '
             f'{models["supernet"]["flops"] / 1e9:.4f} GFLOPs, target ratio '
             f'{models["target_ratio"]:.4f}')
-        for i, (arm, seed) in enumerate(plan, 1):
-            head = f'[{i}/{len(plan)}] {arm:15s} seed {seed}'
-            path = ctx.result_path(arm, seed)
-            if osp.isfile(path):
-                log(f'{head}: done earlier: {run_line(load_json(path))}', summary_line=True)
-                continue
-            log(f'{head}: running')
-            try:
-                result = ctx.run(arm, seed)
-            except Exception:  # noqa: BLE001 -- keep going; the run resumes next time
-                log(f'{head}: FAILED\n{traceback.format_exc()}', summary_line=True)
-                failures.append((arm, seed))
-                continue
-            log(f'{head}: {run_line(result)}', summary_line=True)
-            if not args.smoke:  # keep the docs current if a long job is cut off
-                try:
-                    write_reports(args, ctx, exp, plan, work_dir, log)
-                except Exception:  # noqa: BLE001 -- a report problem must not stop training
-                    log(f'writing the report failed:\n{traceback.format_exc()}')
+
+        def report_after_run():  # keeps the docs current if a long job is cut off
+            write_reports(args, ctx, exp, plan, work_dir, log)
+
+        failures = run_plan(plan, ctx.run, ctx.result_path,
+                            lambda arm, seed: f'{arm:15s} seed {seed}', run_line, log,
+                            after_run=None if args.smoke else report_after_run)
         record_invocation(work_dir, start, [list(f) for f in failures])
     write_reports(args, ctx, exp, plan, work_dir, log, measure_latency=not args.report_only)
     if failures:

@@ -21,13 +21,10 @@ The arms are described in ``tools/experiments/dmsexp/arms.py``, the settings in
 ``configs/experiments/cifar10_dms_vs_baselines.py``.
 """
 import argparse
-import fcntl
-import json
 import os
 import os.path as osp
 import sys
 import time
-import traceback
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
@@ -37,17 +34,14 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from dmsexp import report  # noqa: E402
-from dmsexp.arms import ARMS, Experiment  # noqa: E402
+from dmsexp.arms import ARMS, FIXED_SETTINGS, Experiment  # noqa: E402
 from dmsexp.data import write_split  # noqa: E402
-from dmsexp.steps import STATS, load_json, write_json  # noqa: E402
+from dmsexp.driver import (check_settings, lock_work_dir, make_logger,  # noqa: E402
+                           record_invocation, run_plan)
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_vs_baselines.py')
 SMOKE_CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_vs_baselines_smoke.py')
-# settings that must not change inside one work dir (seeds, budgets and arms may be added)
-FIXED = ('total_iters', 'search_fraction', 'l1_pretrain_fraction', 'l1_iterative_steps',
-         'batch_size', 'train_per_class', 'test_per_class', 'architecture', 'optimizer',
-         'eta_min', 'dms')
 
 
 def parse_args():
@@ -97,77 +91,17 @@ def load_experiment(args) -> Config:
     return exp
 
 
-def check_settings(work_dir: str, exp: Config) -> None:
-    """Refuse to mix runs made with other schedules/models in one work dir."""
-    path = osp.join(work_dir, 'experiment.json')
-    current = json.loads(json.dumps({k: exp.get(k) for k in FIXED}, default=str))
-    if osp.isfile(path):
-        stored = load_json(path)
-        changed = [k for k in FIXED if stored.get(k) != current.get(k)]
-        if changed:
-            raise SystemExit(f'{work_dir} holds runs made with other settings ({", ".join(changed)}'
-                             f'); use another --work-dir or the original config')
-    else:
-        write_json(path, current)
-
-
 HELD_LOCKS = []
 
 
-def lock_work_dir(work_dir: str):
-    """One driver per work dir: a second one would train the same steps twice. The lock is
-    released by the OS when the process ends, however it ends."""
-    handle = open(osp.join(work_dir, 'driver.lock'), 'a+')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        raise SystemExit(f'another driver is running in {work_dir} (pid {handle.read().strip()}'
-                         '); wait for it or stop it first') from None
-    handle.truncate(0)
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
-def make_logger(work_dir: str):
-    summary = osp.join(work_dir, 'summary.log')
-
-    def log(message: str, summary_line: bool = False) -> None:
-        line = f'[exp {time.strftime("%H:%M:%S")}] {message}'
-        print(line, flush=True)
-        if summary_line:
-            with open(summary, 'a') as f:
-                f.write(line + '\n')
-    return log
+def run_head(arm: str, budget: float, seed: int) -> str:
+    return f'{arm:15s} budget {budget:<5g} seed {seed}'
 
 
 def run_line(r: dict) -> str:
     return (f'top-1 {r["top1"]:6.2f}%  {r["flops"] / 1e6:6.2f} MFLOPs '
             f'({r["flops_ratio"]:.3f})  {r["params"] / 1e6:.3f} M params  '
             f'{r["wall_seconds"] / 60:5.1f} min wall (shared steps included)')
-
-
-def run_all(ctx: Experiment, plan, log, after_run=None) -> list:
-    """Run (or skip) every planned run in order; ``after_run()`` follows each new result."""
-    failures = []
-    for i, (arm, budget, seed) in enumerate(plan, 1):
-        head = f'[{i}/{len(plan)}] {arm:15s} budget {budget:<5g} seed {seed}'
-        path = ctx.result_path(arm, budget, seed)
-        if osp.isfile(path):
-            log(f'{head}: done earlier: {run_line(load_json(path))}', summary_line=True)
-            continue
-        log(f'{head}: running')
-        try:
-            result = ctx.run(arm, budget, seed)
-        except Exception:  # noqa: BLE001 -- keep going; the run resumes next time
-            log(f'{head}: FAILED\n{traceback.format_exc()}', summary_line=True)
-            failures.append((arm, budget, seed))
-            continue
-        log(f'{head}: {run_line(result)}', summary_line=True)
-        if after_run is not None:
-            after_run()
-    return failures
 
 
 def settings_for_report(ctx: Experiment, exp: Config, splits: dict) -> dict:
@@ -225,7 +159,7 @@ def main():
     os.makedirs(work_dir, exist_ok=True)
     if not args.report_only:  # reports may be rebuilt while a driver runs
         HELD_LOCKS.append(lock_work_dir(work_dir))  # held until the process exits
-    check_settings(work_dir, exp)
+    check_settings(work_dir, exp, FIXED_SETTINGS)
     log = make_logger(work_dir)
     split_dir = osp.join(work_dir, 'splits')
     splits = dict(train=write_split(exp.data_root, 'train', exp.train_per_class, split_dir),
@@ -235,26 +169,15 @@ def main():
     failures = []
 
     def report_after_run():  # keeps docs current if a long job is cut off
-        try:
-            write_reports(args, ctx, exp, splits, plan, work_dir, log)
-        except Exception:  # noqa: BLE001 -- a report problem must not stop the training
-            log(f'writing the report failed:\n{traceback.format_exc()}')
+        write_reports(args, ctx, exp, splits, plan, work_dir, log)
 
     if not args.report_only:
         start = time.time()
         log(f'{len(plan)} runs planned in {work_dir} (arms {list(exp.arms)}, budgets '
             f'{list(exp.budgets)}, seeds {list(exp.seeds)}, {ctx.total} iterations each)')
-        failures = run_all(ctx, plan, log, after_run=None if args.smoke else report_after_run)
-        invocations_file = osp.join(work_dir, 'invocations.json')
-        invocations = load_json(invocations_file)['invocations'] \
-            if osp.isfile(invocations_file) else []
-        invocations.append(dict(started=time.strftime('%Y-%m-%d %H:%M:%S',
-                                                      time.localtime(start)),
-                                wall_seconds=time.time() - start,
-                                steps_executed=STATS['executed'],
-                                steps_skipped=STATS['skipped'],
-                                failed=[list(f) for f in failures]))
-        write_json(invocations_file, dict(invocations=invocations))
+        failures = run_plan(plan, ctx.run, ctx.result_path, run_head, run_line, log,
+                            after_run=None if args.smoke else report_after_run)
+        record_invocation(work_dir, start, failures)
 
     write_reports(args, ctx, exp, splits, plan, work_dir, log)
     if failures:

@@ -88,9 +88,9 @@ def parse_args():
                         help='candidate sampling seeds; each search runs once per seed')
     parser.add_argument('--variant', action='store_true',
                         help='also train the p_logit lr x10 PGNAS supernet and search it '
-                        '(posterior and cost-matched uniform) with the first seed')
-    parser.add_argument('--variant-seed', type=int, default=0,
-                        help='the sampling seed of the variant searches')
+                        '(posterior and cost-matched uniform) with --variant-seeds')
+    parser.add_argument('--variant-seeds', type=int, nargs='+', default=[0],
+                        help='the sampling seeds of the variant searches')
     parser.add_argument('--searches', nargs='+', default=None, choices=list(SEARCHES),
                         help='run only these searches (e.g. to split one experiment over two '
                         'driver processes sharing --work-dir); the report covers them all')
@@ -123,10 +123,10 @@ def active_supernets(args):
 
 def active_searches(args, only=None):
     """``[(search, seed)]``: the main searches for every seed, the variant's for
-    ``--variant-seed``; ``only``: restrict to these search names."""
+    ``--variant-seeds``; ``only``: restrict to these search names."""
     runs = [(name, s) for s in args.seeds for name in MAIN_SEARCHES]
     if args.variant:
-        runs += [(name, args.variant_seed) for name in VARIANT_SEARCHES]
+        runs += [(name, s) for s in args.variant_seeds for name in VARIANT_SEARCHES]
     return [r for r in runs if only is None or r[0] in only]
 
 

@@ -13,6 +13,9 @@ and ends with a result JSON; every arm trains ``total_iters`` iterations in all.
   L1 norm of its producing weights, and the rest fine-tunes, continuing the curve.
 * ``l1_iterative``: the same pretraining, then ``l1_iterative_steps`` prune -> fine-tune
   steps at FLOPs ratios ``budget ** (k / K)``, spaced over the first half of the rest.
+* ``dms_full_retrain`` (diagnostic, not a fair arm): the ``dms_np`` structure retrained from
+  scratch for all ``total_iters``; the search iterations are *not* counted. Against
+  ``uniform`` it measures the searched structure alone, without the search's cost.
 """
 import os.path as osp
 from typing import Callable, Dict, List
@@ -24,7 +27,12 @@ from .measure import build_eval_model, complexity, latency_ms
 from .phase_configs import phase_config, pruned_model
 from .steps import cached_step, checkpoint_state, load_json, save_weights, train_phase, write_json
 
-ARMS = ('uniform', 'dms_np', 'dms_np_inherit', 'l1_oneshot', 'l1_iterative')
+ARMS = ('uniform', 'dms_np', 'dms_np_inherit', 'l1_oneshot', 'l1_iterative',
+        'dms_full_retrain')
+# settings that must not change inside one work dir (seeds, budgets and arms may be added)
+FIXED_SETTINGS = ('total_iters', 'search_fraction', 'l1_pretrain_fraction',
+                  'l1_iterative_steps', 'batch_size', 'train_per_class', 'test_per_class',
+                  'architecture', 'optimizer', 'eta_min', 'dms')
 
 
 class Experiment:
@@ -141,6 +149,20 @@ class Experiment:
             extra=dict(searched_flops_ratio=exported['searched_flops_ratio'],
                        width_scale=exported['width_scale'], retrain_init='searched weights'
                        if inherit else 'scratch'))
+
+    def arm_dms_full_retrain(self, budget, seed):
+        shared = self.dms_search_export(budget, seed)
+        exported = shared['export']
+        d = self.run_dir(f's{seed}', f'b{budget:g}', 'dms_full_retrain', 'retrain')
+        trained = self.step(osp.join(d, 'step.json'), lambda: train_phase(
+            self.phase(d, seed, self.total, pruned_model(self.exp, exported['structure']),
+                       test=True), f'dms_full_retrain_b{budget:g}_s{seed}', test=True))
+        return self.finalize(
+            'dms_full_retrain', budget, seed, exported['structure'], dict(retrain=self.total),
+            trained, exported['widths'], [shared['search'], exported, trained],
+            extra=dict(search_iters_not_counted=self.search_iters,
+                       searched_flops_ratio=exported['searched_flops_ratio'],
+                       width_scale=exported['width_scale'], retrain_init='scratch'))
 
     def arm_dms_np(self, budget, seed):
         return self._dms('dms_np', budget, seed, inherit=False)

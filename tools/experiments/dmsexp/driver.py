@@ -6,7 +6,8 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Callable, Iterable, List
+import traceback
+from typing import Callable, Iterable, List, Optional, Sequence
 
 from .steps import STATS, load_json, write_json
 
@@ -55,6 +56,38 @@ def make_logger(work_dir: str, tag: str = 'exp') -> Callable[..., None]:
             with open(summary, 'a') as f:
                 f.write(line + '\n')
     return log
+
+
+def run_plan(plan: Sequence[tuple], run: Callable[..., dict], result_path: Callable[..., str],
+             head: Callable[..., str], line: Callable[[dict], str], log,
+             after_run: Optional[Callable[[], None]] = None) -> List[tuple]:
+    """Run (or skip, when its result file exists) every run of ``plan`` in order.
+
+    Each plan entry is the argument tuple of ``run``/``result_path``/``head``; a failing run
+    is logged with its traceback and skipped (it resumes next time); ``after_run()`` follows
+    each new result (keeps the docs current if a long job is cut off). Returns the failures.
+    """
+    failures = []
+    for i, key in enumerate(plan, 1):
+        title = f'[{i}/{len(plan)}] {head(*key)}'
+        path = result_path(*key)
+        if osp.isfile(path):
+            log(f'{title}: done earlier: {line(load_json(path))}', summary_line=True)
+            continue
+        log(f'{title}: running')
+        try:
+            result = run(*key)
+        except Exception:  # noqa: BLE001 -- keep going; the run resumes next time
+            log(f'{title}: FAILED\n{traceback.format_exc()}', summary_line=True)
+            failures.append(tuple(key))
+            continue
+        log(f'{title}: {line(result)}', summary_line=True)
+        if after_run is not None:
+            try:
+                after_run()
+            except Exception:  # noqa: BLE001 -- a report problem must not stop the training
+                log(f'writing the report failed:\n{traceback.format_exc()}')
+    return failures
 
 
 def record_invocation(work_dir: str, start: float, failed: List[list]) -> None:

@@ -15,6 +15,7 @@ ARM_LABELS = {
     'dms_np_inherit': 'DMS_np, retrain from searched weights',
     'l1_oneshot': 'L1-magnitude, one-shot',
     'l1_iterative': 'L1-magnitude, iterative',
+    'dms_full_retrain': 'DMS_np structure, retrained for all iterations (search not counted)',
 }
 BEGIN, END = '<!-- {name}:begin -->', '<!-- {name}:end -->'
 

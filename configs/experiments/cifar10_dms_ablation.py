@@ -1,0 +1,32 @@
+# Issue #8, investigation of table 1: why does DMS_np retrained from scratch lose to uniform
+# scaling on CIFAR-10? One factor at a time against the main experiment's settings, at one
+# budget. Driver: python tools/experiments/cifar10_dms_ablation.py (reads this file).
+_base_ = ['./cifar10_dms_vs_baselines.py']
+budgets = [0.5]
+seeds = [0]
+# Each variant runs ``arms`` in its own work dir with ``options`` merged into the main
+# experiment's settings; the main experiment's runs at the same budget and seeds are the
+# reference rows (``--reference-work-dir``).
+variants = [
+    dict(name='uniform_short_schedule', arms=['uniform'], options=dict(total_iters=1200),
+         question='How much does the search cost? Uniform trained only for the 1,200 '
+         'iterations that DMS_np has left for retraining.'),
+    dict(name='searched_structure_full_schedule', arms=['dms_full_retrain'], options=dict(),
+         question='Is the searched structure worse? The DMS_np structure retrained from '
+         'scratch for all 1,500 iterations (search not counted).'),
+    dict(name='widths_only', arms=['dms_np', 'dms_np_inherit'],
+         options={'dms.prune_depth': False},
+         question='Does removing residual blocks hurt? Search widths only.'),
+    dict(name='search_10pct', arms=['dms_np', 'dms_np_inherit'],
+         options=dict(search_fraction=0.1),
+         question='Search length: 150 search iterations instead of 300.'),
+    dict(name='structure_lr_5e-3', arms=['dms_np', 'dms_np_inherit'],
+         options={'dms.structure_lr': 5e-3},
+         question='Structure lr: the paper\'s 5e-3 instead of 1e-2.'),
+    dict(name='loss_weight_4', arms=['dms_np', 'dms_np_inherit'],
+         options={'dms.loss_weight': 4.0},
+         question='Resource-loss weight 4 instead of 1 (holds FLOPs at the target harder).'),
+    dict(name='importance_decay_0.9', arms=['dms_np', 'dms_np_inherit'],
+         options={'dms.importance_decay': 0.9},
+         question='Importance EMA decay 0.9 (horizon ~10 iterations) instead of 0.99.'),
+]
