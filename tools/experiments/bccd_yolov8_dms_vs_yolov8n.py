@@ -24,11 +24,12 @@ REPO = osp.dirname(osp.dirname(HERE))
 sys.path[:0] = [REPO, HERE, osp.join(REPO, 'tools', 'analysis_tools')]
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from dmsexp import detection_report as report  # noqa: E402
 from dmsexp.detection import DET_ARMS, DetectionExperiment, load_results  # noqa: E402
-from dmsexp.driver import (check_settings, lock_work_dir, make_logger,  # noqa: E402
+from dmsexp.driver import (add_experiment_args, check_settings,  # noqa: E402
+                           load_experiment_config, lock_work_dir, make_logger,
                            record_invocation, run_plan)
 from dmsexp.report import write_section  # noqa: E402
 from dmsexp.steps import load_json  # noqa: E402
@@ -45,43 +46,17 @@ HELD_LOCKS = []
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(
-        description='BCCD: DMS-searched YOLOv8 vs YOLOv8-n at equal FLOPs (issue #8, table 2)')
-    parser.add_argument('--config', help='experiment config (default: configs/experiments/'
-                        'bccd_yolov8_dms_vs_yolov8n.py, or its _smoke variant with --smoke)')
-    parser.add_argument('--smoke', action='store_true',
-                        help='CI size: 8 images, small input, one iteration-pair per phase')
-    parser.add_argument('--work-dir', help='where runs, checkpoints and result JSONs go '
-                        '(default: work_dirs/exp_bccd[_smoke])')
-    parser.add_argument('--seeds', type=int, nargs='+', help='override the config\'s seeds')
-    parser.add_argument('--arms', nargs='+', choices=DET_ARMS, help='subset of arms to run')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override settings of the experiment config, e.g. epochs=30 '
-                        'dms.structure_lr=1e-2 (a work dir keeps the settings it was started '
-                        'with)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads (default 1: on shared cores two threads '
-                        'spin-wait for each other)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='only rebuild the report from finished runs')
-    parser.add_argument('--results-md', help='Markdown file whose BCCD section is rewritten '
-                        '(default: docs/results.md; --smoke: WORK_DIR/results.md)')
-    parser.add_argument('--results-dir', help='folder for bccd.json and the width plot '
-                        '(default: docs/results; --smoke: WORK_DIR)')
-    return parser.parse_args()
+    return add_experiment_args(
+        argparse.ArgumentParser(description='BCCD: DMS-searched YOLOv8 vs YOLOv8-n at equal '
+                                'FLOPs (issue #8, table 2)'),
+        name='bccd_yolov8_dms_vs_yolov8n', work_dir='exp_bccd', arms=DET_ARMS, section='BCCD',
+        results='bccd.json and the width plot',
+        smoke='8 images, small input, one iteration-pair per phase',
+        example='epochs=30 dms.structure_lr=1e-2').parse_args()
 
 
 def load_experiment(args) -> Config:
-    exp = Config.fromfile(args.config or (SMOKE_CONFIG if args.smoke else CONFIG))
-    if args.cfg_options:
-        exp.merge_from_dict(args.cfg_options)
-    for key in ('seeds', 'arms'):
-        if getattr(args, key):
-            exp[key] = list(getattr(args, key))
-    unknown = set(exp.arms) - set(DET_ARMS)
-    if unknown:
-        raise SystemExit(f'unknown arms {sorted(unknown)} in the config; known: {DET_ARMS}')
-    return exp
+    return load_experiment_config(args, CONFIG, SMOKE_CONFIG, DET_ARMS)
 
 
 def run_line(r: dict) -> str:

@@ -31,12 +31,13 @@ REPO = osp.dirname(osp.dirname(HERE))
 sys.path[:0] = [REPO, HERE]
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from dmsexp import report  # noqa: E402
 from dmsexp.arms import ARMS, FIXED_SETTINGS, Experiment  # noqa: E402
 from dmsexp.data import write_split  # noqa: E402
-from dmsexp.driver import (check_settings, lock_work_dir, make_logger,  # noqa: E402
+from dmsexp.driver import (add_experiment_args, check_settings,  # noqa: E402
+                           load_experiment_config, lock_work_dir, make_logger,
                            record_invocation, run_plan)
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 
@@ -45,45 +46,21 @@ SMOKE_CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_vs_baseline
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(
-        description='CIFAR-10: DMS_np vs uniform scaling vs L1-magnitude pruning at equal '
-        'FLOPs (issue #8, table 1)')
-    parser.add_argument('--config', help='experiment config (default: configs/experiments/'
-                        'cifar10_dms_vs_baselines.py, or its _smoke variant with --smoke)')
-    parser.add_argument('--smoke', action='store_true',
-                        help='CI size: tiny subset, one seed and budget, a few iterations')
-    parser.add_argument('--work-dir', help='where runs, checkpoints and result JSONs go '
-                        '(default: work_dirs/exp_cifar10[_smoke])')
-    parser.add_argument('--seeds', type=int, nargs='+', help='override the config\'s seeds')
+    parser = add_experiment_args(
+        argparse.ArgumentParser(description='CIFAR-10: DMS_np vs uniform scaling vs '
+                                'L1-magnitude pruning at equal FLOPs (issue #8, table 1)'),
+        name='cifar10_dms_vs_baselines', work_dir='exp_cifar10', arms=ARMS, section='CIFAR-10',
+        results='cifar10.json and the width plot',
+        smoke='tiny subset, one seed and budget, a few iterations',
+        example='dms.structure_lr=5e-3 search_fraction=0.2')
     parser.add_argument('--budgets', type=float, nargs='+',
                         help='FLOPs budgets as fractions of the supernet (e.g. 0.5 0.25)')
-    parser.add_argument('--arms', nargs='+', choices=ARMS, help='subset of arms to run')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override settings of the experiment config, e.g. '
-                        'dms.structure_lr=5e-3 search_fraction=0.2 (a work dir keeps the '
-                        'settings it was started with)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads (default 1: on shared cores two threads '
-                        'spin-wait for each other and run several times slower)')
-    parser.add_argument('--report-only', action='store_true',
-                        help='only rebuild the tables and plot from finished runs')
-    parser.add_argument('--results-md', help='Markdown file whose CIFAR-10 section is '
-                        'rewritten (default: docs/results.md; --smoke: WORK_DIR/results.md)')
-    parser.add_argument('--results-dir', help='folder for cifar10.json and the width plot '
-                        '(default: docs/results; --smoke: WORK_DIR)')
     return parser.parse_args()
 
 
 def load_experiment(args) -> Config:
-    exp = Config.fromfile(args.config or (SMOKE_CONFIG if args.smoke else CONFIG))
-    if args.cfg_options:
-        exp.merge_from_dict(args.cfg_options)
-    for key in ('seeds', 'budgets', 'arms'):
-        if getattr(args, key):
-            exp[key] = list(getattr(args, key))
-    unknown = set(exp.arms) - set(ARMS)
-    if unknown:
-        raise SystemExit(f'unknown arms {sorted(unknown)} in the config; known: {ARMS}')
+    exp = load_experiment_config(args, CONFIG, SMOKE_CONFIG, ARMS,
+                                 list_keys=('seeds', 'budgets', 'arms'))
     if any(not 0 < b < 1 for b in exp.budgets):
         raise SystemExit(f'budgets must be fractions in (0, 1), got {exp.budgets}')
     if not osp.isabs(exp.data_root):

@@ -1,13 +1,11 @@
 """Tables (Markdown + JSON) and the width plot of a detection experiment (``detection``)."""
-import glob
 import json
-import os.path as osp
 import statistics
 from typing import Dict, List, Optional
 
 from mmdms.utils.fileio import atomic_write_text
 from mmdms.visualization import save_figure
-from .report import git_commit, step_totals
+from .report import git_commit, step_speeds, step_totals
 
 DET_LABELS = {
     'reference': 'YOLOv8-n (hand-scaled, scratch)',
@@ -45,23 +43,11 @@ def summarize(results: List[dict], classes: List[str]) -> List[dict]:
 
 
 def phase_speeds(work_dir: str) -> Dict[str, dict]:
-    """Median CPU and wall seconds per training iteration per kind of phase (test excluded)."""
-    kinds = {'YOLOv8-n training': 'runs/*/reference/train/step.json',
-             'DMS search (supernet + masks)': 'runs/*/dms_search/step.json',
-             'DMS model retraining': 'runs/*/dms_np*/retrain/step.json'}
-    speeds = {}
-    for name, pattern in kinds.items():
-        cpu, wall = [], []
-        for path in glob.glob(osp.join(work_dir, pattern)):
-            with open(path) as f:
-                step = json.load(f)
-            iters = max(1, step['iters'])
-            cpu.append((step['cpu_seconds'] - step.get('test_cpu_seconds', 0.0)) / iters)
-            wall.append((step['wall_seconds'] - step.get('test_wall_seconds', 0.0)) / iters)
-        if cpu:
-            speeds[name] = dict(cpu=statistics.median(cpu), wall=statistics.median(wall),
-                                n=len(cpu))
-    return speeds
+    """Seconds per iteration of each kind of detection phase (see ``report.step_speeds``)."""
+    return step_speeds(work_dir, {
+        'YOLOv8-n training': 'runs/*/reference/train/step.json',
+        'DMS search (supernet + masks)': 'runs/*/dms_search/step.json',
+        'DMS model retraining': 'runs/*/dms_np*/retrain/step.json'})
 
 
 def plot_widths(results: List[dict], reference_widths: List[dict], path: str) -> Optional[str]:

@@ -1,6 +1,7 @@
 """Plumbing shared by the experiment drivers: one driver per work dir (a lock), a work dir
 keeps the settings it was started with, a timestamped log (plus a summary file), and the
 record of every invocation (wall time, steps run / skipped, failures)."""
+import argparse
 import fcntl
 import json
 import os
@@ -9,7 +10,54 @@ import time
 import traceback
 from typing import Callable, Iterable, List, Optional, Sequence
 
+from mmengine.config import Config, DictAction
+
 from .steps import STATS, load_json, write_json
+
+
+def add_experiment_args(parser: argparse.ArgumentParser, *, name: str, work_dir: str,
+                        arms: Sequence[str], section: str, results: str, smoke: str,
+                        example: str) -> argparse.ArgumentParser:
+    """The options every experiment driver shares: config (``configs/experiments/NAME.py``
+    and its ``_smoke`` variant), work dir, seeds, arms, config overrides, threads, report-only
+    and where the report goes (``section`` of docs/results.md, ``results`` in docs/results)."""
+    parser.add_argument('--config', help=f'experiment config (default: configs/experiments/'
+                        f'{name}.py, or its _smoke variant with --smoke)')
+    parser.add_argument('--smoke', action='store_true', help=f'CI size: {smoke}')
+    parser.add_argument('--work-dir', help='where runs, checkpoints and result JSONs go '
+                        f'(default: work_dirs/{work_dir}[_smoke])')
+    parser.add_argument('--seeds', type=int, nargs='+', help='override the config\'s seeds')
+    parser.add_argument('--arms', nargs='+', choices=arms, help='subset of arms to run')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help=f'override settings of the experiment config, e.g. {example} '
+                        '(a work dir keeps the settings it was started with)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch CPU threads (default 1: on shared cores two threads '
+                        'spin-wait for each other and run several times slower)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='only rebuild the report from finished runs')
+    parser.add_argument('--results-md', help=f'Markdown file whose {section} section is '
+                        'rewritten (default: docs/results.md; --smoke: WORK_DIR/results.md)')
+    parser.add_argument('--results-dir', help=f'folder for {results} (default: docs/results; '
+                        '--smoke: WORK_DIR)')
+    return parser
+
+
+def load_experiment_config(args, config: str, smoke_config: str, known_arms: Sequence[str],
+                           list_keys: Sequence[str] = ('seeds', 'arms')) -> Config:
+    """The experiment config (``--config`` or the default / smoke one) with ``--cfg-options``
+    merged and the ``list_keys`` given on the command line (seeds, arms, ...) replaced."""
+    exp = Config.fromfile(args.config or (smoke_config if args.smoke else config))
+    if args.cfg_options:
+        exp.merge_from_dict(args.cfg_options)
+    for key in list_keys:
+        if getattr(args, key, None):
+            exp[key] = list(getattr(args, key))
+    unknown = set(exp.arms) - set(known_arms)
+    if unknown:
+        raise SystemExit(f'unknown arms {sorted(unknown)} in the config; known: '
+                         f'{tuple(known_arms)}')
+    return exp
 
 
 def check_settings(work_dir: str, exp, fixed: Iterable[str]) -> None:

@@ -41,16 +41,9 @@ def step_totals(work_dir: str) -> dict:
     return dict(cpu_hours=cpu / 3600, wall_hours=wall / 3600, steps=count)
 
 
-def phase_speeds(work_dir: str) -> Dict[str, dict]:
-    """Median CPU and wall seconds per training iteration per kind of phase (test excluded)."""
-    kinds = {
-        'supernet (L1 pretraining)': 'runs/*/supernet_pretrain/step.json',
-        'DMS search (supernet + masks)': 'runs/*/*/dms_search/step.json',
-    }
-    for budget_dir in sorted(glob.glob(osp.join(work_dir, 'runs', '*', 'b*'))):
-        budget = osp.basename(budget_dir)[1:]
-        kinds[f'model at {budget} of the FLOPs (uniform arm)'] = \
-            f'runs/*/b{budget}/uniform/train/step.json'
+def step_speeds(work_dir: str, kinds: Dict[str, str]) -> Dict[str, dict]:
+    """Median CPU and wall seconds per training iteration (test excluded) of the finished
+    steps matching each ``{name: glob pattern under work_dir}``."""
     speeds = {}
     for name, pattern in kinds.items():
         cpu, wall = [], []
@@ -64,6 +57,19 @@ def phase_speeds(work_dir: str) -> Dict[str, dict]:
             speeds[name] = dict(cpu=statistics.median(cpu), wall=statistics.median(wall),
                                 n=len(cpu))
     return speeds
+
+
+def phase_speeds(work_dir: str) -> Dict[str, dict]:
+    """Seconds per iteration of each kind of CIFAR phase (see ``step_speeds``)."""
+    kinds = {
+        'supernet (L1 pretraining)': 'runs/*/supernet_pretrain/step.json',
+        'DMS search (supernet + masks)': 'runs/*/*/dms_search/step.json',
+    }
+    for budget_dir in sorted(glob.glob(osp.join(work_dir, 'runs', '*', 'b*'))):
+        budget = osp.basename(budget_dir)[1:]
+        kinds[f'model at {budget} of the FLOPs (uniform arm)'] = \
+            f'runs/*/b{budget}/uniform/train/step.json'
+    return step_speeds(work_dir, kinds)
 
 
 def summarize(results: List[dict]) -> List[dict]:
