@@ -3,15 +3,18 @@
 # budget. Driver: python tools/experiments/cifar10_dms_ablation.py (reads this file).
 _base_ = ['./cifar10_dms_vs_baselines.py']
 budgets = [0.5]
-seeds = [0]
+seeds = [0]                 # default seeds of a variant (a variant may list its own)
 # Each variant runs ``arms`` in its own work dir with ``options`` merged into the main
 # experiment's settings; the main experiment's runs at the same budget and seeds are the
-# reference rows (``--reference-work-dir``).
+# reference rows (``--reference-work-dir``). The first two variants separate the search's
+# cost from the searched structure's quality, so they run every seed of the main table.
 variants = [
     dict(name='uniform_short_schedule', arms=['uniform'], options=dict(total_iters=1200),
+         seeds=[0, 1, 2],
          question='How much does the search cost? Uniform trained only for the 1,200 '
          'iterations that DMS_np has left for retraining.'),
     dict(name='searched_structure_full_schedule', arms=['dms_full_retrain'], options=dict(),
+         seeds=[0, 1, 2],
          question='Is the searched structure worse? The DMS_np structure retrained from '
          'scratch for all 1,500 iterations (search not counted).'),
     dict(name='widths_only', arms=['dms_np', 'dms_np_inherit'],

@@ -5,6 +5,7 @@ budgets = [0.5]
 seeds = [0]
 variants = [
     dict(name='uniform_short_schedule', arms=['uniform'], options=dict(total_iters=16),
+         seeds=[0, 1],
          question='uniform with the iterations DMS_np has left for retraining'),
     dict(name='widths_only', arms=['dms_np', 'dms_full_retrain'],
          options={'dms.prune_depth': False},

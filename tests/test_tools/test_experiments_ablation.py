@@ -27,8 +27,8 @@ def smoke(tmp_path_factory):
     return dict(work=work, stdout=proc.stdout)
 
 
-def result(work, variant, arm):
-    with open(osp.join(work, variant, 'results', f'{arm}_b0.5_s0.json')) as f:
+def result(work, variant, arm, seed=0):
+    with open(osp.join(work, variant, 'results', f'{arm}_b0.5_s{seed}.json')) as f:
         return json.load(f)
 
 
@@ -36,6 +36,8 @@ def test_variants_run_with_their_own_overrides(smoke):
     work = smoke['work']
     short = result(work, 'uniform_short_schedule', 'uniform')
     assert short['total_iters'] == 16  # the variant's total_iters, not the base's 20
+    assert result(work, 'uniform_short_schedule', 'uniform', seed=1)['seed'] == 1  # own seeds
+    assert not osp.exists(osp.join(work, 'widths_only', 'results', 'dms_np_b0.5_s1.json'))
     with open(osp.join(work, 'uniform_short_schedule', 'experiment.json')) as f:
         assert json.load(f)['total_iters'] == 16
     widths_only = result(work, 'widths_only', 'dms_np')
@@ -62,8 +64,10 @@ def test_table_reports_each_runs_own_numbers(smoke):
     got = {(r['variant'], r['arm']): r['top1']['values'] for r in table['rows']}
     assert set(got) == {('uniform_short_schedule', 'uniform'), ('widths_only', 'dms_np'),
                         ('widths_only', 'dms_full_retrain')}
+    seeds = {('uniform_short_schedule', 'uniform'): [0, 1]}
     for (variant, arm), values in got.items():
-        assert values == [pytest.approx(result(work, variant, arm)['top1'])]
+        assert values == [pytest.approx(result(work, variant, arm, seed)['top1'])
+                          for seed in seeds.get((variant, arm), [0])]
     text = open(osp.join(work, 'results.md')).read()
     assert '<!-- cifar10_ablation:begin -->' in text and '**Final**' in text
     assert osp.isfile(osp.join(work, 'cifar10_ablation.png'))
@@ -72,7 +76,7 @@ def test_table_reports_each_runs_own_numbers(smoke):
 def test_second_invocation_trains_nothing(smoke):
     proc = run_driver('--smoke', '--work-dir', str(smoke['work']))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count('done earlier') == 3
+    assert proc.stdout.count('done earlier') == 4
     assert 'step done' not in proc.stdout
 
 

@@ -54,7 +54,8 @@ def parse_args():
                         help='the main experiment\'s work dir; its runs at the same budget '
                         'and seeds are the reference rows (default: none)')
     parser.add_argument('--variants', nargs='+', help='run only these variants (by name)')
-    parser.add_argument('--seeds', type=int, nargs='+', help='override the config\'s seeds')
+    parser.add_argument('--seeds', type=int, nargs='+', help='override the config\'s default '
+                        'seeds (variants that list their own seeds keep them)')
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--report-only', action='store_true',
                         help='only rebuild the table and plot from finished runs')
@@ -106,43 +107,51 @@ def _depth_kept(result: dict) -> str:
     return f'{sum(u["kept"] for u in depth)}/{sum(u["size"] for u in depth)}' if depth else 'all'
 
 
+def variant_seeds(cfg: Config, variant: dict) -> List[int]:
+    return [int(x) for x in variant.get('seeds') or cfg.seeds]
+
+
 def collect(cfg: Config, work_dir: str, reference_dir, budget: float) -> List[dict]:
-    """One row per (variant, arm) with the finished runs of the planned seeds."""
-    seeds = set(cfg.seeds)
+    """One row per (variant, arm) with the finished runs of its planned seeds; the reference
+    rows hold the main experiment's runs of every seed any variant uses."""
+    all_seeds = sorted({s for v in cfg.variants for s in variant_seeds(cfg, v)})
     rows = []
     if reference_dir:
         ref = [r for r in report.load_results(reference_dir)
-               if r['budget'] == budget and r['seed'] in seeds]
+               if r['budget'] == budget and r['seed'] in all_seeds]
         for arm in report.ARM_LABELS:
             runs = sorted((r for r in ref if r['arm'] == arm), key=lambda r: r['seed'])
             if runs:
                 rows.append(dict(variant='reference', question='the main experiment (table '
                                  'above), same budget and seeds', arm=arm, runs=runs))
     for v in cfg.variants:
+        seeds = variant_seeds(cfg, v)
         found = [r for r in report.load_results(osp.join(work_dir, v['name']))
                  if r['budget'] == budget and r['seed'] in seeds]
         for arm in v['arms']:
             runs = sorted((r for r in found if r['arm'] == arm), key=lambda r: r['seed'])
             rows.append(dict(variant=v['name'], question=v['question'], arm=arm, runs=runs,
                              options=dict(v.get('options') or {})))
+    uniform = {r['seed']: r['top1'] for row in rows if row['variant'] == 'reference'
+               and row['arm'] == 'uniform' for r in row['runs']}
     for row in rows:
         row['top1'] = _top1(row['runs']) if row['runs'] else None
+        paired = [r['top1'] - uniform[r['seed']] for r in row['runs'] if r['seed'] in uniform]
+        row['delta_vs_uniform'] = statistics.mean(paired) if paired else None
     return rows
 
 
 def markdown(rows: List[dict], budget: float, seeds: List[int], plot_rel, command: str,
              pending: int) -> str:
-    ref = {r['arm']: r['top1']['mean'] for r in rows
-           if r['variant'] == 'reference' and r['top1']}
     status = ('**Final**: every planned run finished.' if not pending else
               f'**Pending**: {pending} planned runs have not finished; their rows say so.')
     lines = ['## CIFAR-10: why DMS_np retrained from scratch loses (investigation)', '',
              status, '',
              f'One factor at a time against the main experiment\'s settings, at {budget:g} of '
-             f'the supernet\'s FLOPs, seeds {seeds}. Each variant runs the arms named in its '
-             'row in a work dir of its own; Δ is the difference to the main experiment\'s '
-             'uniform arm (same budget and seeds). Single-seed differences below ~1 point '
-             'are within the seed noise of the main table.', '',
+             f'the supernet\'s FLOPs, seeds {", ".join(map(str, seeds))} unless a row lists its seeds. Each variant '
+             'runs the arms named in its row in a work dir of its own; Δ is the mean paired '
+             'difference to the main experiment\'s uniform arm of the same seed. Single-seed '
+             'differences below ~1 point are within the seed noise of the main table.', '',
              '| variant | what it asks | arm | top-1 (%) | Δ vs uniform | FLOPs ratio | '
              'blocks kept |', '|---|---|---|---|---|---|---|']
     for r in rows:
@@ -151,10 +160,12 @@ def markdown(rows: List[dict], budget: float, seeds: List[int], plot_rel, comman
             lines.append(f'| {r["variant"]} | {r["question"]} | {label} | pending | | | |')
             continue
         t = r['top1']
-        cell = ' / '.join(f'{x:.2f}' for x in t['values'])
+        cell = ' / '.join(f'{x:.2f}' for x in t['values']) + (
+            f' (seeds {", ".join(map(str, t["seeds"]))})' if len(t['values']) > 1 else '')
         if len(t['values']) > 1:
-            cell += f' (mean {t["mean"]:.2f})'
-        delta = f'{t["mean"] - ref["uniform"]:+.2f}' if 'uniform' in ref else ''
+            cell += f', mean {t["mean"]:.2f}'
+        delta = ('' if r['delta_vs_uniform'] is None
+                 else f'{r["delta_vs_uniform"]:+.2f}')
         last = r['runs'][-1]
         lines.append(f'| {r["variant"]} | {r["question"]} | {label} | {cell} | {delta} | '
                      f'{last["flops_ratio"]:.3f} | {_depth_kept(last)} |')
@@ -245,7 +256,7 @@ def main():
         os.makedirs(vdir, exist_ok=True)
         check_settings(vdir, exp, FIXED_SETTINGS)
         contexts[v['name']] = Experiment(exp, vdir, splits, make_logger(vdir, tag='ablation'))
-        plan += [(v['name'], arm, budget, int(s)) for s in cfg.seeds for arm in v['arms']]
+        plan += [(v['name'], arm, budget, s) for s in variant_seeds(cfg, v) for arm in v['arms']]
 
     def pending() -> int:
         return sum(not osp.isfile(contexts[n].result_path(a, b, s)) for n, a, b, s in plan)
