@@ -177,3 +177,15 @@ def test_smoke_driver_end_to_end(tmp_path):
     assert out.count('done earlier') == 3
     invocations = json.loads((work / 'invocations.json').read_text())['invocations']
     assert invocations[-1]['steps_executed'] == 0 and invocations[-1]['failed'] == []
+
+    # the diagnostic arm reuses the search and retrains its structure for every iteration
+    out = _run(['--smoke', '--work-dir', str(work), '--arms', 'reference', 'dms_np',
+                'dms_np_inherit', 'dms_full_retrain'])
+    assert out.count('done earlier') == 3 and '4/4 runs finished' in out
+    invocations = json.loads((work / 'invocations.json').read_text())['invocations']
+    assert invocations[-1]['steps_executed'] == 1  # its retraining only
+    full = json.loads((work / 'results' / 'dms_full_retrain_s0.json').read_text())
+    assert full['iters'] == dict(retrain=total)
+    assert full['search_iters_not_counted'] == exp.search_epochs * 2
+    assert full['structure'] == runs['dms_np']['structure']
+    assert full['flops'] == runs['dms_np']['flops']

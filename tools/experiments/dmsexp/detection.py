@@ -38,7 +38,9 @@ from mmdms.registry import MODELS
 from .measure import build_eval_model, complexity, latency_ms
 from .steps import cached_step, load_json, train_phase, write_json
 
-DET_ARMS = ('reference', 'dms_np', 'dms_np_inherit')
+# dms_full_retrain is a diagnostic, not a fair arm: the dms_np structure retrained from scratch
+# for all the iterations, the search not counted (separates the structure from its cost)
+DET_ARMS = ('reference', 'dms_np', 'dms_np_inherit', 'dms_full_retrain')
 RESIZE_TYPES = ('YOLOv5KeepRatioResize', 'LetterResize', 'mmdet.Resize', 'Resize')
 
 
@@ -321,7 +323,8 @@ class DetectionExperiment:
             raise ValueError(f'unknown arm {arm!r}; choose from {DET_ARMS}')
         if arm == 'reference':
             return self.arm_reference(seed)
-        return self._dms(arm, seed, inherit=arm == 'dms_np_inherit')
+        return self._dms(arm, seed, inherit=arm == 'dms_np_inherit',
+                         full=arm == 'dms_full_retrain')
 
     def arm_reference(self, seed: int) -> dict:
         d = self.run_dir(f's{seed}', 'reference', 'train')
@@ -331,27 +334,31 @@ class DetectionExperiment:
         return self.finalize('reference', seed, self.scoped(self.reference_arch),
                              dict(train=self.total), trained, d, [trained])
 
-    def _dms(self, arm: str, seed: int, inherit: bool) -> dict:
+    def _dms(self, arm: str, seed: int, inherit: bool, full: bool = False) -> dict:
+        """Retrain the exported structure: from scratch for the iterations the search left
+        (``dms_np``), from the searched weights continuing the curve (``inherit``), or from
+        scratch for every iteration with the search not counted (``full``, diagnostic)."""
         shared = self.dms_search_export(seed)
         exported = shared['export']
         d = self.run_dir(f's{seed}', arm, 'retrain')
-        rest = self.total - self.search_iters
+        rest = self.total if full else self.total - self.search_iters
         cfg = self.phase(d, seed, rest, self.pruned_model(exported['structure']), test=True,
                          offset=self.search_iters if inherit else 0,
                          total=self.total if inherit else rest)
         trained = self.step(osp.join(d, 'step.json'), lambda: train_phase(
             cfg, f'{arm}_s{seed}', init_weights=exported['weights'] if inherit else None,
             test=True))
+        iters = dict(retrain=rest) if full else dict(search=self.search_iters, retrain=rest)
         return self.finalize(
-            arm, seed, self.pruned_model(exported['structure']),
-            dict(search=self.search_iters, retrain=rest), trained, d,
+            arm, seed, self.pruned_model(exported['structure']), iters, trained, d,
             [shared['search'], exported, trained],
             extra=dict(searched_flops_ratio=exported['searched_flops_ratio'],
                        width_scale=exported['width_scale'], export_divisor=exported['divisor'],
                        widths=exported['widths'],
                        structure=osp.relpath(exported['structure'], self.work_dir),
                        retrain_init='searched weights' if inherit else 'scratch',
-                       search_cpu_seconds=shared['search'].get('cpu_seconds', 0.0)))
+                       search_cpu_seconds=shared['search'].get('cpu_seconds', 0.0),
+                       **(dict(search_iters_not_counted=self.search_iters) if full else {})))
 
     # ------------------------------------------------------------------ result
     def finalize(self, arm: str, seed: int, model_cfg: dict, iters: Dict[str, int],

@@ -11,6 +11,7 @@ DET_LABELS = {
     'reference': 'YOLOv8-n (hand-scaled, scratch)',
     'dms_np': 'DMS_np (search + retrain from scratch)',
     'dms_np_inherit': 'DMS_np, retrain from searched weights',
+    'dms_full_retrain': 'DMS_np structure, retrained for all epochs (search not counted)',
 }
 
 
@@ -147,6 +148,7 @@ def markdown(work_dir: str, plan: List[tuple], settings: dict, results: List[dic
         interleaved_ms = dict(reference=_mean(lt['reference_ms'] for lt in latency),
                               dms_np=_mean(lt['dms_ms'] for lt in latency))
         interleaved_ms['dms_np_inherit'] = interleaved_ms['dms_np']
+        interleaved_ms['dms_full_retrain'] = interleaved_ms['dms_np']
         for arm, row in by_arm.items():
             row['latency_ms'] = interleaved_ms.get(arm, row['latency_ms'])
     for arm, label in DET_LABELS.items():
@@ -174,7 +176,7 @@ def markdown(work_dir: str, plan: List[tuple], settings: dict, results: List[dic
                                                        for c in classes) + ' |')
     ref = by_arm.get('reference')
     deltas = []
-    for arm in ('dms_np', 'dms_np_inherit'):
+    for arm in ('dms_np', 'dms_np_inherit', 'dms_full_retrain'):
         r = by_arm.get(arm)
         if ref is not None and r is not None:
             deltas.append(f'{DET_LABELS[arm]} - YOLOv8-n: mAP {r["mAP"] - ref["mAP"]:+.3f}, '
