@@ -29,7 +29,7 @@ variants = [
     dict(name='loss_weight_4', arms=['dms_np', 'dms_np_inherit'],
          options={'dms.loss_weight': 4.0},
          question='Resource-loss weight 4 instead of 1 (holds FLOPs at the target harder).'),
-    dict(name='importance_decay_0.9', arms=['dms_np', 'dms_np_inherit'],
-         options={'dms.importance_decay': 0.9},
-         question='Importance EMA decay 0.9 (horizon ~10 iterations) instead of 0.99.'),
+    dict(name='importance_fisher', arms=['dms_np', 'dms_np_inherit'],
+         options={'dms.importance_metric': 'fisher'},
+         question='Importance metric: Fisher (g²) instead of Taylor ((m·g)²).'),
 ]
