@@ -4,7 +4,8 @@
 _base_ = ['./cifar10_dms_vs_baselines.py']
 budgets = [0.5]
 seeds = [0]                 # default seeds of a variant (a variant may list its own)
-# Each variant runs ``arms`` in its own work dir with ``options`` merged into the main
+# Search-setting variants run dms_np only (the question is what DMS_np loses; inheriting
+# the searched weights already wins). Each variant runs ``arms`` in its own work dir with ``options`` merged into the main
 # experiment's settings; the main experiment's runs at the same budget and seeds are the
 # reference rows (``--reference-work-dir``). The first two variants separate the search's
 # cost from the searched structure's quality, so they run every seed of the main table.
@@ -17,20 +18,20 @@ variants = [
          seeds=[0, 1, 2],
          question='Is the searched structure worse? The DMS_np structure retrained from '
          'scratch for all 1,500 iterations (search not counted).'),
-    dict(name='widths_only', arms=['dms_np', 'dms_np_inherit'],
+    dict(name='widths_only', arms=['dms_np'],
          options={'dms.prune_depth': False}, seeds=[1],
          question='Does removing residual blocks hurt? Search widths only (seed 1: its '
          'main-table search removed a layer1 block; seed 0\'s kept every block).'),
-    dict(name='structure_lr_5e-3', arms=['dms_np', 'dms_np_inherit'],
+    dict(name='structure_lr_5e-3', arms=['dms_np'],
          options={'dms.structure_lr': 5e-3},
          question='Structure lr: the paper\'s 5e-3 instead of 1e-2.'),
-    dict(name='loss_weight_4', arms=['dms_np', 'dms_np_inherit'],
+    dict(name='loss_weight_4', arms=['dms_np'],
          options={'dms.loss_weight': 4.0},
          question='Resource-loss weight 4 instead of 1 (holds FLOPs at the target harder).'),
-    dict(name='importance_fisher', arms=['dms_np', 'dms_np_inherit'],
+    dict(name='importance_fisher', arms=['dms_np'],
          options={'dms.importance_metric': 'fisher'},
          question='Importance metric: Fisher (g²) instead of Taylor ((m·g)²).'),
-    dict(name='search_10pct', arms=['dms_np', 'dms_np_inherit'],
+    dict(name='search_10pct', arms=['dms_np'],
          options=dict(search_fraction=0.1),
          question='Search length: 150 search iterations instead of 300 (pilot P7, last: '
          'repeats a known single-seed result).'),
