@@ -4,10 +4,10 @@
 _base_ = ['./cifar10_dms_vs_baselines.py']
 budgets = [0.5]
 seeds = [0]                 # default seeds of a variant (a variant may list its own)
-# Search-setting variants run dms_np only (the question is what DMS_np loses; inheriting
-# the searched weights already wins). Each variant runs ``arms`` in its own work dir with ``options`` merged into the main
+# Each variant runs ``arms`` in its own work dir with ``options`` merged into the main
 # experiment's settings; the main experiment's runs at the same budget and seeds are the
-# reference rows (``--reference-work-dir``). The first two variants separate the search's
+# reference rows (``--reference-work-dir``). Search-setting variants run dms_np only: the
+# question is what DMS_np loses (inheriting the searched weights already wins). The first two variants separate the search's
 # cost from the searched structure's quality, so they run every seed of the main table.
 variants = [
     dict(name='uniform_short_schedule', arms=['uniform'], options=dict(total_iters=1200),
