@@ -148,12 +148,12 @@ def markdown(rows: List[dict], budget: float, seeds: List[int], plot_rel, comman
     lines = ['## CIFAR-10: why DMS_np retrained from scratch loses (investigation)', '',
              status, '',
              f'One factor at a time against the main experiment\'s settings, at {budget:g} of '
-             f'the supernet\'s FLOPs, seeds {", ".join(map(str, seeds))} unless a row lists its seeds. Each variant '
+             f'the supernet\'s FLOPs. Each variant '
              'runs the arms named in its row in a work dir of its own; Δ is the mean paired '
              'difference to the main experiment\'s uniform arm of the same seed. Single-seed '
              'differences below ~1 point are within the seed noise of the main table.', '',
              '| variant | what it asks | arm | top-1 (%) | Δ vs uniform | FLOPs ratio | '
-             'blocks kept |', '|---|---|---|---|---|---|---|']
+             'blocks kept (last seed) |', '|---|---|---|---|---|---|---|']
     for r in rows:
         label = report.ARM_LABELS.get(r['arm'], r['arm'])
         if not r['top1']:
@@ -161,7 +161,8 @@ def markdown(rows: List[dict], budget: float, seeds: List[int], plot_rel, comman
             continue
         t = r['top1']
         cell = ' / '.join(f'{x:.2f}' for x in t['values']) + (
-            f' (seeds {", ".join(map(str, t["seeds"]))})' if len(t['values']) > 1 else '')
+            f' (seeds {", ".join(map(str, t["seeds"]))})' if len(t['values']) > 1
+            else f' (seed {t["seeds"][0]})')
         if len(t['values']) > 1:
             cell += f', mean {t["mean"]:.2f}'
         delta = ('' if r['delta_vs_uniform'] is None
