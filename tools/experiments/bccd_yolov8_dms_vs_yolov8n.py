@@ -14,7 +14,6 @@ are described in ``tools/experiments/dmsexp/detection.py``, the settings in
 ``configs/experiments/bccd_yolov8_dms_vs_yolov8n.py``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 import time
@@ -29,8 +28,8 @@ from mmengine.config import Config  # noqa: E402
 from dmsexp import detection_report as report  # noqa: E402
 from dmsexp.detection import DET_ARMS, DetectionExperiment, load_results  # noqa: E402
 from dmsexp.driver import (add_experiment_args, check_settings,  # noqa: E402
-                           load_experiment_config, lock_work_dir, make_logger,
-                           record_invocation, run_plan)
+                           load_experiment_config, make_logger, open_work_dir,
+                           record_invocation, report_paths, reproduce_command, run_plan)
 from dmsexp.report import write_section  # noqa: E402
 from dmsexp.steps import load_json  # noqa: E402
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
@@ -42,7 +41,6 @@ FIXED = ('epochs', 'search_epochs', 'img_size', 'batch_size', 'train_images', 't
          'search_config', 'train_ann', 'test_ann', 'lr', 'lr_factor', 'warmup_iters',
          'warmup_start_factor', 'reference', 'supernet', 'dms', 'export_divisor',
          'flops_tolerance')
-HELD_LOCKS = []
 
 
 def parse_args():
@@ -99,11 +97,7 @@ def settings_for_report(ctx: DetectionExperiment, exp: Config) -> dict:
 
 def write_reports(args, ctx: DetectionExperiment, exp: Config, plan, work_dir: str,
                   log, measure_latency: bool = True) -> dict:
-    results_dir = args.results_dir or (work_dir if args.smoke
-                                       else osp.join(REPO, 'docs', 'results'))
-    results_md = args.results_md or (osp.join(work_dir, 'results.md') if args.smoke
-                                     else osp.join(REPO, 'docs', 'results.md'))
-    os.makedirs(results_dir, exist_ok=True)
+    results_md, results_dir = report_paths(args, work_dir, REPO)
     results = [r for r in load_results(work_dir) if (r['arm'], r['seed']) in set(plan)]
     settings = settings_for_report(ctx, exp)
     latency = []
@@ -122,11 +116,8 @@ def write_reports(args, ctx: DetectionExperiment, exp: Config, plan, work_dir: s
                               osp.join(results_dir, 'bccd_widths.png'))
     json_path = osp.join(results_dir, 'bccd.json')
     report.write_json_report(json_path, plan, settings, results, latency)
-    command = 'python tools/experiments/bccd_yolov8_dms_vs_yolov8n.py' + (
-        ' --smoke' if args.smoke else '') + (f' --work-dir {osp.relpath(work_dir, REPO)}'
-                                             if work_dir.startswith(REPO) else '') + (
-        ' --cfg-options ' + ' '.join(f'{k}={v}' for k, v in args.cfg_options.items())
-        if args.cfg_options else '')
+    command = reproduce_command('tools/experiments/bccd_yolov8_dms_vs_yolov8n.py', args,
+                                REPO, [('work-dir', work_dir)])
     plot_rel = osp.relpath(plot, osp.dirname(osp.abspath(results_md))) if plot else None
     write_section(results_md, 'bccd', report.markdown(
         work_dir, plan, settings, results, latency, plot_rel, command, REPO,
@@ -142,11 +133,7 @@ def main():
     setup_torch_load()
     torch.set_num_threads(args.threads)
     exp = load_experiment(args)
-    default_dir = 'exp_bccd_smoke' if args.smoke else 'exp_bccd'
-    work_dir = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', default_dir))
-    os.makedirs(work_dir, exist_ok=True)
-    if not args.report_only:  # reports may be rebuilt while a driver runs
-        HELD_LOCKS.append(lock_work_dir(work_dir))  # held until the process exits
+    work_dir = open_work_dir(args, 'exp_bccd', REPO)
     check_settings(work_dir, exp, FIXED)
     log = make_logger(work_dir)
     ctx = DetectionExperiment(exp, work_dir, REPO, log)

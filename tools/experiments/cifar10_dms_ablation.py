@@ -15,6 +15,7 @@ and is written to the ``cifar10_ablation`` section of ``docs/results.md``, with
 listed in ``configs/experiments/cifar10_dms_ablation.py``.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import statistics
@@ -33,14 +34,13 @@ from cifar10_dms_vs_baselines import run_head, run_line  # noqa: E402
 from dmsexp import report  # noqa: E402
 from dmsexp.arms import ARMS, FIXED_SETTINGS, Experiment  # noqa: E402
 from dmsexp.data import write_split  # noqa: E402
-from dmsexp.driver import (check_settings, lock_work_dir, make_logger,  # noqa: E402
-                           record_invocation, run_plan)
+from dmsexp.driver import (check_settings, make_logger, open_work_dir,  # noqa: E402
+                           record_invocation, report_paths, reproduce_command, run_plan)
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 from mmdms.utils.fileio import atomic_write_text  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_ablation.py')
 SMOKE_CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_ablation_smoke.py')
-HELD_LOCKS = []
 
 
 def parse_args():
@@ -141,7 +141,7 @@ def collect(cfg: Config, work_dir: str, reference_dir, budget: float) -> List[di
     return rows
 
 
-def markdown(rows: List[dict], budget: float, seeds: List[int], plot_rel, command: str,
+def markdown(rows: List[dict], budget: float, plot_rel, command: str,
              pending: int) -> str:
     status = ('**Final**: every planned run finished.' if not pending else
               f'**Pending**: {pending} planned runs have not finished; their rows say so.')
@@ -205,30 +205,22 @@ def plot(rows: List[dict], path: str):
 
 
 def write_reports(args, cfg: Config, work_dir: str, pending: int, log) -> None:
-    results_dir = args.results_dir or (work_dir if args.smoke
-                                       else osp.join(REPO, 'docs', 'results'))
-    results_md = args.results_md or (osp.join(work_dir, 'results.md') if args.smoke
-                                     else osp.join(REPO, 'docs', 'results.md'))
-    os.makedirs(results_dir, exist_ok=True)
+    results_md, results_dir = report_paths(args, work_dir, REPO)
     budget = float(cfg.budgets[0])
     reference = osp.abspath(args.reference_work_dir) if args.reference_work_dir else None
     rows = collect(cfg, work_dir, reference, budget)
     png = plot(rows, osp.join(results_dir, 'cifar10_ablation.png'))
-    import json
     atomic_write_text(osp.join(results_dir, 'cifar10_ablation.json'), json.dumps(
         dict(budget=budget, seeds=list(cfg.seeds), rows=[
             dict({k: v for k, v in r.items() if k != 'runs'},
                  runs=[{k: x[k] for k in ('seed', 'top1', 'flops_ratio', 'params',
                                           'structure')} for x in r['runs']])
             for r in rows]), indent=1, sort_keys=True))
-    command = 'python tools/experiments/cifar10_dms_ablation.py' + (
-        ' --smoke' if args.smoke else '') + ''.join(
-        f' --{flag} {osp.relpath(osp.abspath(d), REPO)}'
-        for flag, d in (('work-dir', work_dir), ('reference-work-dir', reference))
-        if d and osp.abspath(d).startswith(REPO + os.sep))
+    command = reproduce_command('tools/experiments/cifar10_dms_ablation.py', args, REPO,
+                                [('work-dir', work_dir), ('reference-work-dir', reference)])
     plot_rel = osp.relpath(png, osp.dirname(osp.abspath(results_md))) if png else None
     report.write_section(results_md, 'cifar10_ablation', markdown(
-        rows, budget, list(cfg.seeds), plot_rel, command, pending))
+        rows, budget, plot_rel, command, pending))
     log(f'ablation table: {results_md}, {results_dir}/cifar10_ablation.json')
 
 
@@ -238,11 +230,7 @@ def main():
     setup_torch_load()
     torch.set_num_threads(args.threads)
     cfg = load_ablation(args)
-    default_dir = 'exp_cifar10_ablation_smoke' if args.smoke else 'exp_cifar10_ablation'
-    work_dir = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', default_dir))
-    os.makedirs(work_dir, exist_ok=True)
-    if not args.report_only:
-        HELD_LOCKS.append(lock_work_dir(work_dir))
+    work_dir = open_work_dir(args, 'exp_cifar10_ablation', REPO)
     log = make_logger(work_dir, tag='ablation')
     split_dir = osp.join(work_dir, 'splits')
     splits = dict(train=write_split(cfg.data_root, 'train', cfg.train_per_class, split_dir),

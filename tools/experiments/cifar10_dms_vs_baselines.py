@@ -21,7 +21,6 @@ The arms are described in ``tools/experiments/dmsexp/arms.py``, the settings in
 ``configs/experiments/cifar10_dms_vs_baselines.py``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 import time
@@ -37,8 +36,8 @@ from dmsexp import report  # noqa: E402
 from dmsexp.arms import ARMS, FIXED_SETTINGS, Experiment  # noqa: E402
 from dmsexp.data import write_split  # noqa: E402
 from dmsexp.driver import (add_experiment_args, check_settings,  # noqa: E402
-                           load_experiment_config, lock_work_dir, make_logger,
-                           record_invocation, run_plan)
+                           load_experiment_config, make_logger, open_work_dir,
+                           record_invocation, report_paths, reproduce_command, run_plan)
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_vs_baselines.py')
@@ -66,9 +65,6 @@ def load_experiment(args) -> Config:
     if not osp.isabs(exp.data_root):
         exp.data_root = osp.join(REPO, exp.data_root)
     return exp
-
-
-HELD_LOCKS = []
 
 
 def run_head(arm: str, budget: float, seed: int) -> str:
@@ -104,20 +100,14 @@ def settings_for_report(ctx: Experiment, exp: Config, splits: dict) -> dict:
 def write_reports(args, ctx: Experiment, exp: Config, splits: dict, plan, work_dir: str,
                   log) -> None:
     """Tables (Markdown section, JSON) and width plot from the finished runs of ``plan``."""
-    results_dir = args.results_dir or (work_dir if args.smoke
-                                       else osp.join(REPO, 'docs', 'results'))
-    results_md = args.results_md or (osp.join(work_dir, 'results.md') if args.smoke
-                                     else osp.join(REPO, 'docs', 'results.md'))
+    results_md, results_dir = report_paths(args, work_dir, REPO)
     results = [r for r in report.load_results(work_dir)
                if (r['arm'], r['budget'], r['seed']) in set(plan)]
     settings = settings_for_report(ctx, exp, splits)
     plot = report.plot_widths(results, osp.join(results_dir, 'cifar10_widths.png'))
     report.write_json_report(osp.join(results_dir, 'cifar10.json'), plan, settings, results)
-    command = 'python tools/experiments/cifar10_dms_vs_baselines.py' + (
-        ' --smoke' if args.smoke else '') + (f' --work-dir {osp.relpath(work_dir, REPO)}'
-                                             if work_dir.startswith(REPO) else '') + (
-        ' --cfg-options ' + ' '.join(f'{k}={v}' for k, v in args.cfg_options.items())
-        if args.cfg_options else '')
+    command = reproduce_command('tools/experiments/cifar10_dms_vs_baselines.py', args, REPO,
+                                [('work-dir', work_dir)])
     plot_rel = osp.relpath(plot, osp.dirname(osp.abspath(results_md))) if plot else None
     report.write_section(results_md, 'cifar10', report.markdown(
         work_dir, plan, settings, results, plot_rel, command, REPO))
@@ -131,11 +121,7 @@ def main():
     setup_torch_load()
     torch.set_num_threads(args.threads)
     exp = load_experiment(args)
-    default_dir = 'exp_cifar10_smoke' if args.smoke else 'exp_cifar10'
-    work_dir = osp.abspath(args.work_dir or osp.join(REPO, 'work_dirs', default_dir))
-    os.makedirs(work_dir, exist_ok=True)
-    if not args.report_only:  # reports may be rebuilt while a driver runs
-        HELD_LOCKS.append(lock_work_dir(work_dir))  # held until the process exits
+    work_dir = open_work_dir(args, 'exp_cifar10', REPO)
     check_settings(work_dir, exp, FIXED_SETTINGS)
     log = make_logger(work_dir)
     split_dir = osp.join(work_dir, 'splits')

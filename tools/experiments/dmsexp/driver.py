@@ -60,6 +60,42 @@ def load_experiment_config(args, config: str, smoke_config: str, known_arms: Seq
     return exp
 
 
+def open_work_dir(args, default_name: str, repo: str) -> str:
+    """``--work-dir`` (default ``work_dirs/DEFAULT_NAME[_smoke]``) as an absolute path, created
+    and, unless ``--report-only`` (reports may be rebuilt while a driver runs), locked for
+    this process (see ``lock_work_dir``)."""
+    name = default_name + ('_smoke' if args.smoke else '')
+    work_dir = osp.abspath(args.work_dir or osp.join(repo, 'work_dirs', name))
+    os.makedirs(work_dir, exist_ok=True)
+    if not args.report_only:
+        HELD_LOCKS.append(lock_work_dir(work_dir))  # held until the process exits
+    return work_dir
+
+
+def report_paths(args, work_dir: str, repo: str):
+    """``(results_md, results_dir)``: ``--results-md`` / ``--results-dir``, by default
+    docs/results.md and docs/results (``--smoke``: the work dir); the folder is created."""
+    results_dir = args.results_dir or (work_dir if args.smoke
+                                       else osp.join(repo, 'docs', 'results'))
+    results_md = args.results_md or (osp.join(work_dir, 'results.md') if args.smoke
+                                     else osp.join(repo, 'docs', 'results.md'))
+    os.makedirs(results_dir, exist_ok=True)
+    return results_md, results_dir
+
+
+def reproduce_command(script: str, args, repo: str, dirs: Sequence[tuple] = ()) -> str:
+    """The command line that rebuilds a report: ``script`` with ``--smoke``, the
+    ``(flag, dir)`` pairs that lie inside the repository, and ``--cfg-options``."""
+    parts = ['python', script] + (['--smoke'] if args.smoke else [])
+    for flag, d in dirs:
+        if d and osp.abspath(d).startswith(repo + os.sep):
+            parts += [f'--{flag}', osp.relpath(osp.abspath(d), repo)]
+    options = getattr(args, 'cfg_options', None)
+    if options:
+        parts += ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
+    return ' '.join(parts)
+
+
 def check_settings(work_dir: str, exp, fixed: Iterable[str]) -> None:
     """Refuse to mix runs made with other settings (the ``fixed`` keys of ``exp``) in one
     work dir; the first invocation stores them in ``experiment.json``."""
@@ -74,6 +110,9 @@ def check_settings(work_dir: str, exp, fixed: Iterable[str]) -> None:
                              f'); use another --work-dir or the original config')
     else:
         write_json(path, current)
+
+
+HELD_LOCKS = []
 
 
 def lock_work_dir(work_dir: str):
