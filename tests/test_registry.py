@@ -46,3 +46,27 @@ def test_every_per_architecture_entry_is_documented():
                      if getattr(obj, '__module__', '').startswith('mmdms.'))
     missing = [n for n in sorted(names) if f'`{n}`' not in doc]
     assert not missing, f'add these to docs/adapters.md: {missing}'
+
+
+def test_dms_algorithm_builds_its_mutator_under_another_default_scope():
+    """After an MMYOLO runner the default scope is ``mmyolo``; ``DMSAlgorithm``'s default
+    ``DMSMutator`` (registered only in mmdms) must still build."""
+    from mmengine.registry import DefaultScope
+
+    from mmdms.models.mutators import DMSMutator
+    from mmdms.registry import MODELS
+    from mmdms.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    import mmyolo.models  # noqa: F401
+    arch = dict(_scope_='mmpretrain', type='ImageClassifier',
+                backbone=dict(type='ResNet_CIFAR', depth=18, base_channels=8),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
+    with DefaultScope.overwrite_default_scope('mmyolo'):
+        algorithm = MODELS.build(dict(type='mmdms.DMSAlgorithm', architecture=arch,
+                                      input_shape=(1, 3, 32, 32)))
+        with_options = MODELS.build(dict(
+            type='mmdms.DMSAlgorithm', architecture=arch, input_shape=(1, 3, 32, 32),
+            mutator=dict(type='DMSMutator', channel_unit_cfg=dict(lambda_scale=0.5))))
+    assert isinstance(algorithm.mutator, DMSMutator) and algorithm.mutator.channel_units
+    assert {u.lambda_scale for u in with_options.mutator.channel_units} == {0.5}

@@ -23,14 +23,23 @@ variants = [
          question='Does removing residual blocks hurt? Search widths only (seed 1: its '
          'main-table search removed a layer1 block; seed 0\'s kept every block).'),
     dict(name='structure_lr_5e-3', arms=['dms_np'],
-         options={'dms.structure_lr': 5e-3},
-         question='Structure lr: the paper\'s 5e-3 instead of 1e-2.'),
+         options={'dms.structure_lr': 5e-3}, seeds=[0, 1, 2],
+         question='Structure lr: the paper\'s 5e-3 instead of 1e-2 (the only variant beyond '
+         'noise on seed 0, so all three seeds).'),
     dict(name='loss_weight_4', arms=['dms_np'],
          options={'dms.loss_weight': 4.0},
          question='Resource-loss weight 4 instead of 1 (holds FLOPs at the target harder).'),
     dict(name='importance_fisher', arms=['dms_np'],
          options={'dms.importance_metric': 'fisher'},
          question='Importance metric: Fisher (g²) instead of Taylor ((m·g)²).'),
+    dict(name='lambda_scale_0.25', arms=['dms_np'],
+         options={'dms.lambda_scale': 0.25},
+         question='Mask temperature λ = N/4 instead of N for widths: softer masks, the '
+         'ratio\'s gradient reaches ~4x more channels around the threshold.'),
+    dict(name='lambda_scale_4', arms=['dms_np'],
+         options={'dms.lambda_scale': 4.0},
+         question='Mask temperature λ = 4N for widths: nearly hard masks, only the channels '
+         'next to the threshold move the ratio.'),
     dict(name='search_10pct', arms=['dms_np'],
          options=dict(search_fraction=0.1),
          question='Search length: 150 search iterations instead of 300 (pilot P7, last: '

@@ -148,7 +148,10 @@ class DMSAlgorithm(BaseModel):
         self.pipeline = pipeline
         self.two_sided_hold = two_sided_hold
         self.register_buffer('current_target_ratio', torch.tensor(1.0))
-        self.mutator = MODELS.build(mutator or dict(type='DMSMutator'))
+        mutator = dict(mutator or dict(type='DMSMutator'))
+        if '.' not in str(mutator.get('type', '')):
+            mutator.setdefault('_scope_', 'mmdms')  # ours under any runner's default scope
+        self.mutator = MODELS.build(mutator)
         demo = torch.randn(*self.input_shape)
         self.mutator.prepare_from_supernet(self.architecture,
                                            lambda: self._call_tensor(self.architecture, demo))

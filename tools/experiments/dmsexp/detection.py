@@ -36,6 +36,7 @@ from mmdms.baselines import unit_widths
 from mmdms.export import export_pruned
 from mmdms.registry import MODELS
 from .measure import build_eval_model, complexity, latency_ms
+from .search_settings import dms_search_settings
 from .steps import cached_step, load_json, train_phase, write_json
 
 # dms_full_retrain is a diagnostic, not a fair arm: the dms_np structure retrained from scratch
@@ -233,24 +234,9 @@ class DetectionExperiment:
             cfg.update(model=_plain(model), optim_wrapper=optim, param_scheduler=lr,
                        custom_hooks=[])
         else:
-            dms = exp.dms
-            cfg.update(
-                model=dict(type='mmdms.DMSAlgorithm', architecture=_plain(model),
-                           mutator=dict(type='mmdms.DMSMutator',
-                                        importance_metric=dms.importance_metric,
-                                        importance_decay=dms.importance_decay,
-                                        prune_depth=dms.prune_depth),
-                           target_ratio=search['target_ratio'], resource='flops',
-                           loss_weight=dms.loss_weight, input_shape=self.input_shape),
-                optim_wrapper=dict(
-                    constructor='mmdms.DMSOptimWrapperConstructor', architecture=optim,
-                    mutator=dict(optimizer=dict(type='Adam', lr=dms.structure_lr,
-                                                betas=(0.0, 0.999)))),
-                param_scheduler=dict(architecture=lr, mutator=[]),
-                custom_hooks=[dict(type='mmdms.DMSSearchHook',
-                                   decay_fraction=dms.decay_fraction,
-                                   interval=exp.log_interval)],
-                model_wrapper_cfg=dict(type='mmdms.DMSDistributedDataParallel'))
+            cfg.update(dms_search_settings(
+                exp.dms, _plain(model), optim, lr, search['target_ratio'], self.input_shape,
+                exp.log_interval))
         return Config(cfg, format_python_code=False)
 
     def pruned_model(self, structure_file: str) -> dict:
@@ -276,7 +262,7 @@ class DetectionExperiment:
             for name, arch in (('reference', self.reference_arch),
                                ('supernet', self.supernet_arch)):
                 out[name] = complexity(build_eval_model(self.scoped(arch)), self.input_shape)
-            algorithm = MODELS.build(dict(type='DMSAlgorithm',
+            algorithm = MODELS.build(dict(type='mmdms.DMSAlgorithm',  # any default scope
                                           architecture=self.scoped(self.reference_arch),
                                           input_shape=self.input_shape))
             out['reference_widths'] = unit_widths(algorithm.mutator)

@@ -13,6 +13,8 @@ from mmengine.config import Config, ConfigDict
 
 import mmdms.baselines  # noqa: F401  (registers OffsetCosineLR for the runners built here)
 
+from .search_settings import dms_search_settings
+
 
 def _plain(value):
     return value.to_dict() if isinstance(value, ConfigDict) else copy.deepcopy(value)
@@ -80,25 +82,9 @@ def phase_config(exp: Config, work_dir: str, seed: int, iters: int, model: dict,
                    optim_wrapper=dict(type='OptimWrapper', optimizer=optimizer),
                    param_scheduler=lr)
     else:
-        dms = exp.dms
-        cfg.update(
-            model=dict(type='DMSAlgorithm', architecture=_plain(model),
-                       mutator=dict(type='DMSMutator',
-                                    importance_metric=dms.importance_metric,
-                                    importance_decay=dms.get('importance_decay', 0.99),
-                                    prune_depth=dms.get('prune_depth', True)),
-                       target_ratio=search['target_ratio'], resource='flops',
-                       loss_weight=dms.loss_weight, input_shape=tuple(exp.input_shape)),
-            optim_wrapper=dict(
-                constructor='DMSOptimWrapperConstructor',
-                architecture=dict(optimizer=optimizer),
-                mutator=dict(optimizer=dict(type='Adam', lr=dms.structure_lr,
-                                            betas=(0.0, 0.999)))),
-            param_scheduler=dict(architecture=lr, mutator=[]),
-            custom_hooks=[dict(type='DMSSearchHook', decay_fraction=dms.decay_fraction,
-                               interval=exp.log_interval)],
-            model_wrapper_cfg=dict(type='mmdms.DMSDistributedDataParallel',
-                                   find_unused_parameters=False))
+        cfg.update(dms_search_settings(
+            exp.dms, _plain(model), dict(optimizer=optimizer), lr, search['target_ratio'],
+            exp.input_shape, exp.log_interval))
     # no yapf formatting: MMEngine formats the config on every runner start, dump and
     # checkpoint (~1 s of CPU each), which adds up over the ~100 phases of a table
     return Config(cfg, format_python_code=False)
