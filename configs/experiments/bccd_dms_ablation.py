@@ -16,4 +16,8 @@ variants = [
     dict(name='widths_only', arms=['dms_np'], options={'dms.prune_depth': False},
          question='Search widths only: keep every block (the main searches removed the only '
          'block of stages 1, 3 and 4).'),
+    dict(name='search_8_epochs', arms=['dms_np'], options=dict(search_epochs=8),
+         question='Search for 8 epochs instead of 4 (counted: 12 epochs left to retrain). Every '
+         'search so far cut the P4/P5 heads and the neck\'s bottom-up path to the minimum; '
+         'does more task-loss signal before the target is reached keep them?'),
 ]

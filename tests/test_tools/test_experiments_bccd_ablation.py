@@ -95,6 +95,8 @@ def test_table_pairs_each_run_with_the_reference_of_its_seed(smoke):
     text = open(osp.join(work, 'results.md')).read()
     assert '<!-- bccd_ablation:begin -->' in text and '**Final**' in text
     assert osp.isfile(osp.join(work, 'bccd_ablation.png'))
+    assert '(bccd_ablation_widths.png)' in text  # every variant's searched widths
+    assert osp.isfile(osp.join(work, 'bccd_ablation_widths.png'))
 
 
 def test_second_invocation_trains_nothing(smoke):

@@ -29,9 +29,10 @@ import torch  # noqa: E402
 from bccd_yolov8_dms_vs_yolov8n import FIXED, run_line  # noqa: E402
 from dmsexp import ablation  # noqa: E402
 from dmsexp.detection import DET_ARMS, DetectionExperiment, load_results  # noqa: E402
-from dmsexp.detection_report import DET_LABELS  # noqa: E402
+from dmsexp.detection_report import DET_LABELS, plot_widths  # noqa: E402
 from dmsexp.driver import (check_settings, make_logger, open_work_dir,  # noqa: E402
                            record_invocation, run_plan)
+from dmsexp.steps import load_json  # noqa: E402
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'experiments', 'bccd_dms_ablation.py')
@@ -63,6 +64,25 @@ def parse_args():
         work_dir='exp_bccd_sweep', section='bccd_ablation').parse_args()
 
 
+def plot_variant_widths(cfg, work_dir: str, rows, reference, results_dir: str):
+    """Every variant's searched widths (first seed) next to the main experiment's search of
+    the same seed and YOLOv8-n's widths: where does a setting move the FLOPs?"""
+    seed = min(s for v in cfg.variants for s in ablation.variant_seeds(cfg, v))
+    runs = [dict(r, label=f'main settings, seed {seed}') for r in reference
+            if r['arm'] == 'dms_np' and r['seed'] == seed]
+    runs += [dict(row['runs'][0], label=row['variant']) for row in rows
+             if row['variant'] != 'reference' and row['arm'] == 'dms_np' and row['runs']]
+    models = [osp.join(work_dir, v['name'], 'models.json') for v in cfg.variants]
+    models = [p for p in models if osp.isfile(p)]
+    if not runs or not models:
+        return None
+    return plot_widths(runs, load_json(models[0])['reference_widths'],
+                       osp.join(results_dir, 'bccd_ablation_widths.png'),
+                       label=lambda r: r['label'],
+                       title='BCCD search variants at the FLOPs of YOLOv8-n: kept fraction '
+                       'of every width unit and depth unit of the supernet')
+
+
 def write_reports(args, cfg, work_dir: str, pending: int, log) -> None:
     reference = (load_results(osp.abspath(args.reference_work_dir))
                  if args.reference_work_dir else [])
@@ -73,7 +93,11 @@ def write_reports(args, cfg, work_dir: str, pending: int, log) -> None:
         variant_runs=lambda name: load_results(osp.join(work_dir, name)),
         pending=pending, xlabel='BCCD test mAP (COCO box AP)',
         run_keys=('seed', 'mAP', 'mAP_50', 'per_class', 'flops', 'params',
-                  'searched_flops_ratio', 'structure'), log=log)
+                  'searched_flops_ratio', 'structure'), log=log,
+        extra_figures=lambda rows, results_dir: [(
+            'Kept fraction of every width and depth unit of the supernet: each variant\'s '
+            'search (first seed) against the main settings\' search of the same seed and '
+            'YOLOv8-n.', plot_variant_widths(cfg, work_dir, rows, reference, results_dir))])
 
 
 def main():

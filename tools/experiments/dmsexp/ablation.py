@@ -149,7 +149,9 @@ def collect(cfg: Config, spec: AblationSpec, variant_runs: Callable[[str], List[
 
 
 def markdown(rows: List[dict], spec: AblationSpec, plot_rel: Optional[str], command: str,
-             pending: int) -> str:
+             pending: int, figures: Sequence = ()) -> str:
+    """The section: status, table, plot, ``figures`` (``(caption, relative path)``) and the
+    command that reproduces it."""
     status = ('**Final**: every planned run finished.' if not pending else
               f'**Pending**: {pending} planned runs have not finished; their rows say so.')
     baseline = spec.baseline_label
@@ -179,6 +181,8 @@ def markdown(rows: List[dict], spec: AblationSpec, plot_rel: Optional[str], comm
                                        + [fn(last) for _, fn in spec.extra_columns]) + ' |')
     if plot_rel:
         lines += ['', f'![ablation]({plot_rel})']
+    for caption, rel in figures:
+        lines += ['', f'![figure]({rel})', '', caption]
     lines += ['', '```bash', command, '```']
     return '\n'.join(lines) + '\n'
 
@@ -234,9 +238,11 @@ def blocks_kept(result: dict) -> str:
 def write_report(args, cfg: Config, spec: AblationSpec, *, section: str, driver: str,
                  repo: str, work_dir: str, variant_runs: Callable[[str], List[dict]],
                  reference_runs: List[dict], pending: int, xlabel: str,
-                 run_keys: Sequence[str], log, **header) -> List[dict]:
+                 run_keys: Sequence[str], log,
+                 extra_figures: Optional[Callable] = None, **header) -> List[dict]:
     """Rebuild the ``section`` of the results Markdown with its table, plot and reproduce
-    command, and ``SECTION.{json,png}`` (``--results-md`` / ``--results-dir``)."""
+    command, and ``SECTION.{json,png}`` (``--results-md`` / ``--results-dir``).
+    ``extra_figures(rows, results_dir)``: more ``(caption, png path or None)`` to show."""
     from .driver import report_paths, reproduce_command
     from .report import write_section
     results_md, results_dir = report_paths(args, work_dir, repo)
@@ -247,7 +253,11 @@ def write_report(args, cfg: Config, spec: AblationSpec, *, section: str, driver:
                seeds=list(cfg.seeds), **header)
     command = reproduce_command(driver, args, repo, [('work-dir', work_dir),
                                                      ('reference-work-dir', reference)])
-    plot_rel = osp.relpath(png, osp.dirname(osp.abspath(results_md))) if png else None
-    write_section(results_md, section, markdown(rows, spec, plot_rel, command, pending))
+    md_dir = osp.dirname(osp.abspath(results_md))
+    plot_rel = osp.relpath(png, md_dir) if png else None
+    figures = [(caption, osp.relpath(path, md_dir)) for caption, path
+               in (extra_figures(rows, results_dir) if extra_figures else []) if path]
+    write_section(results_md, section, markdown(rows, spec, plot_rel, command, pending,
+                                                figures))
     log(f'ablation table: {results_md}, {results_dir}/{section}.json')
     return rows

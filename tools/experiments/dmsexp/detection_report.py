@@ -1,7 +1,7 @@
 """Tables (Markdown + JSON) and the width plot of a detection experiment (``detection``)."""
 import json
 import statistics
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from mmdms.utils.fileio import atomic_write_text
 from mmdms.visualization import save_figure
@@ -51,16 +51,21 @@ def phase_speeds(work_dir: str) -> Dict[str, dict]:
         'DMS model retraining': 'runs/*/dms_np*/retrain/step.json'})
 
 
-def plot_widths(results: List[dict], reference_widths: List[dict], path: str) -> Optional[str]:
+def plot_widths(results: List[dict], reference_widths: List[dict], path: str,
+                label: Optional[Callable[[dict], str]] = None,
+                title: str = 'YOLOv8 on BCCD at the FLOPs of YOLOv8-n: per-unit widths '
+                '(channels) and depths (removable blocks)') -> Optional[str]:
     """Kept fraction of every supernet unit: YOLOv8-n (its widths on the same units) vs the
-    DMS export of each seed."""
+    DMS export of each result (``label``: its legend entry, default ``DMS seed N``). Units
+    are matched by name; a structure without some units (widths only) has gaps there."""
     dms = [r for r in results if r['arm'] == 'dms_np' and r.get('widths')]
     if not dms:
         return None
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    units = dms[0]['widths']
+    label = label or (lambda r: f'DMS seed {r["seed"]}')
+    units = max((r['widths'] for r in dms), key=len)
     ref = {u['unit']: u['size'] for u in reference_widths}
     names = [u['unit'].replace('depth:', 'depth ') for u in units]
     xs = range(len(units))
@@ -69,14 +74,14 @@ def plot_widths(results: List[dict], reference_widths: List[dict], path: str) ->
     ax.plot(xs, [ref.get(u['unit'], float('nan')) / u['size'] for u in units], 's',
             color='#444444', markersize=4, label='YOLOv8-n')
     for r in dms:
-        ax.plot(xs, [u['kept'] / u['size'] for u in r['widths']], 'o', alpha=0.8,
-                markersize=4, label=f'DMS seed {r["seed"]}')
+        kept = {u['unit']: u['kept'] / u['size'] for u in r['widths']}
+        ax.plot(xs, [kept.get(u['unit'], float('nan')) for u in units], 'o', alpha=0.8,
+                markersize=4, label=label(r))
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=75, ha='right', fontsize=6)
     ax.set_ylabel('kept / supernet')
     ax.set_ylim(0, 1.08)
-    ax.set_title('YOLOv8 on BCCD at the FLOPs of YOLOv8-n: per-unit widths (channels) and '
-                 'depths (removable blocks)', fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc='lower left', ncol=3)
     fig.tight_layout()
     return save_figure(fig, path)
