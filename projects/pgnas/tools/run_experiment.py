@@ -44,7 +44,6 @@ SUPERNETS = {
 VARIANTS = {
     'plr10': (f'{CONFIGS}/pgnas-plr10_supnet-r8-w8_cifar10.py', 'p_logit lr x10'),
     'kl10': (f'{CONFIGS}/pgnas-kl10_supnet-r8-w8_cifar10.py', 'KL weight x10'),
-    'kl100': (f'{CONFIGS}/pgnas-kl100_supnet-r8-w8_cifar10.py', 'KL weight x100'),
 }
 DEFAULT_VARIANT = 'plr10'  # what a bare ``--variant`` means
 SUPERNETS.update({f'pgnas_{v}': (config, f'VARIANT: PGNAS with {label}')
@@ -618,8 +617,7 @@ def candidate_breakdown(args, searches):
 
 
 COLORS = dict(pgnas='tab:red', uniform='tab:blue', fixedp='tab:green', plr10_pgnas='tab:purple',
-              plr10_uniform='tab:cyan', kl10_pgnas='tab:orange', kl10_uniform='tab:olive',
-              kl100_pgnas='tab:brown', kl100_uniform='tab:gray')
+              plr10_uniform='tab:cyan', kl10_pgnas='tab:orange', kl10_uniform='tab:olive')
 
 
 def make_plot(args, searches, agg, path):
