@@ -1,3 +1,4 @@
+import importlib
 import sys
 import os.path as osp
 
@@ -29,7 +30,7 @@ def tiny_model_cfg(learnable=True, init_drop_rate=0.1, widths=(4, 8, 8)):
 
 
 def build(cfg):
-    import projects.pgnas.pgnas  # noqa: F401  (registers the pgnas scope)
+    importlib.import_module('projects.pgnas.pgnas')  # registers the pgnas scope
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope('mmpretrain')
     return MODELS.build(cfg)

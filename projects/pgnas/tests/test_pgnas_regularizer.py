@@ -68,3 +68,27 @@ def test_fixed_rate_model_still_regularises_weights(build_tiny):
     model = build_tiny(learnable=False, init_drop_rate=0.1)
     assert not any(n.endswith('p_logit') for n, _ in model.named_parameters())
     assert model.kl_regularizer().requires_grad  # through the kernels
+
+
+def test_kl_weight_scales_loss_and_gradient_to_p(tiny_model):
+    from copy import deepcopy
+    strong = deepcopy(tiny_model)
+    strong.kl_weight = 10.0  # as built with kl_weight=10.0 (checked below)
+    grads = []
+    for model in (tiny_model, strong):
+        kl = model.kl_regularizer()
+        kl.backward()
+        unit = next(iter(dropout_units(model).values()))
+        grads.append((kl.detach(), unit.p_logit.grad.clone()))
+    (kl1, g1), (kl10, g10) = grads
+    assert torch.allclose(kl10, 10 * kl1, rtol=1e-5)
+    assert g1.abs().item() > 0 and torch.allclose(g10, 10 * g1, rtol=1e-5)
+
+
+def test_kl_weight_is_validated(build_tiny):
+    from projects.pgnas.tests.conftest import build, tiny_model_cfg
+    assert build(dict(tiny_model_cfg(), kl_weight=10.0)).kl_weight == 10.0
+    assert build_tiny().kl_weight == 1.0
+    for bad in (0, -1.0, float('nan'), float('inf'), '10'):
+        with pytest.raises(ValueError, match='kl_weight must be a positive'):
+            build(dict(tiny_model_cfg(), kl_weight=bad))

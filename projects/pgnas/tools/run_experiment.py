@@ -37,10 +37,18 @@ CONFIGS = 'projects/pgnas/configs'
 SUPERNETS = {
     'pgnas': (f'{CONFIGS}/pgnas_supnet-r8-w8_cifar10.py', 'PGNAS (learned p, p_logit lr x30)'),
     'fixedp': (f'{CONFIGS}/fixedp_supnet-r8-w8_cifar10.py', 'fixed p = 0.1'),
-    'pgnas_plr10': (f'{CONFIGS}/pgnas-plr10_supnet-r8-w8_cifar10.py',
-                    'VARIANT: PGNAS with p_logit lr x10'),
 }
-VARIANT_SUPERNETS = ('pgnas_plr10', )
+# variants of the PGNAS supernet: name -> (training config, label). ``--variant NAME...`` trains
+# supernet ``pgnas_NAME`` and searches it with ``NAME_pgnas`` (posterior) and ``NAME_uniform``
+# (cost-matched uniform), reported as the pair ``NAME_pgnas`` - ``NAME_uniform``
+VARIANTS = {
+    'plr10': (f'{CONFIGS}/pgnas-plr10_supnet-r8-w8_cifar10.py', 'p_logit lr x10'),
+    'kl10': (f'{CONFIGS}/pgnas-kl10_supnet-r8-w8_cifar10.py', 'KL weight x10'),
+}
+DEFAULT_VARIANT = 'plr10'  # what a bare ``--variant`` means
+SUPERNETS.update({f'pgnas_{v}': (config, f'VARIANT: PGNAS with {label}')
+                  for v, (config, label) in VARIANTS.items()})
+VARIANT_SUPERNETS = tuple(f'pgnas_{v}' for v in VARIANTS)
 # name -> (search config, supernet it loads, label, sampler of the reference posterior)
 SEARCHES = {
     'pgnas': (f'{CONFIGS}/search_pgnas_supnet-r8-w8_cifar10.py', 'pgnas',
@@ -49,19 +57,28 @@ SEARCHES = {
                 'uniform random, same PGNAS supernet (cost-matched p)', 'pgnas'),
     'fixedp': (f'{CONFIGS}/search_fixedp_supnet-r8-w8_cifar10.py', 'fixedp',
                'uniform random predefined dropout (own supernet, p=0.1)', 'pgnas'),
-    'plr10_pgnas': (f'{CONFIGS}/search_pgnas_supnet-r8-w8_cifar10.py', 'pgnas_plr10',
-                    'VARIANT p_logit lr x10: posterior-guided', 'plr10_pgnas'),
-    'plr10_uniform': (f'{CONFIGS}/search_uniform_supnet-r8-w8_cifar10.py', 'pgnas_plr10',
-                      'VARIANT p_logit lr x10: uniform, cost-matched', 'plr10_pgnas'),
 }
-VARIANT_SEARCHES = ('plr10_pgnas', 'plr10_uniform')
+for _v, (_, _label) in VARIANTS.items():
+    SEARCHES[f'{_v}_pgnas'] = (f'{CONFIGS}/search_pgnas_supnet-r8-w8_cifar10.py', f'pgnas_{_v}',
+                               f'VARIANT {_label}: posterior-guided', f'{_v}_pgnas')
+    SEARCHES[f'{_v}_uniform'] = (f'{CONFIGS}/search_uniform_supnet-r8-w8_cifar10.py',
+                                 f'pgnas_{_v}', f'VARIANT {_label}: uniform, cost-matched',
+                                 f'{_v}_pgnas')
+
+
+def variant_searches(variant):
+    return (f'{variant}_pgnas', f'{variant}_uniform')
+
+
+VARIANT_SEARCHES = tuple(n for v in VARIANTS for n in variant_searches(v))
 MAIN_SEARCHES = ('pgnas', 'uniform', 'fixedp')
 # paired comparisons reported per seed: (a, b) -> a's best minus b's best
-PAIRS = (('pgnas', 'uniform'), ('pgnas', 'fixedp'), ('plr10_pgnas', 'plr10_uniform'))
+PAIRS = (('pgnas', 'uniform'), ('pgnas', 'fixedp')) + tuple(
+    variant_searches(v) for v in VARIANTS)
 DEFAULT_EPOCHS = 8
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='PGNAS vs random sampling on CIFAR-10 (CPU)')
     parser.add_argument('--work-dir', default='work_dirs/pgnas/exp')
     parser.add_argument('--results-dir', default=None,
@@ -86,9 +103,11 @@ def parse_args():
                         help='test on a class-balanced subset (default: all 10k)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0],
                         help='candidate sampling seeds; each search runs once per seed')
-    parser.add_argument('--variant', action='store_true',
-                        help='also train the p_logit lr x10 PGNAS supernet and search it '
-                        '(posterior and cost-matched uniform) with --variant-seeds')
+    parser.add_argument('--variant', nargs='*', default=None, metavar='NAME',
+                        help='also train these PGNAS supernet variants (pgnas_NAME; one of '
+                        f'{", ".join(VARIANTS)}) and search each (NAME_pgnas: posterior, '
+                        'NAME_uniform: cost-matched uniform) with --variant-seeds; a bare '
+                        f'--variant means {DEFAULT_VARIANT}')
     parser.add_argument('--variant-seeds', type=int, nargs='+', default=[0],
                         help='the sampling seeds of the variant searches')
     parser.add_argument('--searches', nargs='+', default=None, choices=list(SEARCHES),
@@ -101,7 +120,16 @@ def parse_args():
     parser.add_argument('--report-only', action='store_true')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: tiny subsets, 2 epochs, 6 candidates')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.variant is None:
+        args.variant = []
+    elif not args.variant:
+        args.variant = [DEFAULT_VARIANT]
+    unknown = [v for v in args.variant if v not in VARIANTS]
+    if unknown:
+        parser.error(f'unknown --variant {", ".join(unknown)}; choose from '
+                     f'{", ".join(VARIANTS)}')
+    args.variant = list(dict.fromkeys(args.variant))
     if args.quick:
         args.epochs, args.candidates, args.report_at = 2, 6, [3, 6]
         args.train_per_class = args.train_per_class or 30
@@ -118,15 +146,16 @@ def parse_args():
 
 
 def active_supernets(args):
-    return [n for n in SUPERNETS if args.variant or n not in VARIANT_SUPERNETS]
+    variants = {f'pgnas_{v}' for v in args.variant}
+    return [n for n in SUPERNETS if n not in VARIANT_SUPERNETS or n in variants]
 
 
 def active_searches(args, only=None):
     """``[(search, seed)]``: the main searches for every seed, the variant's for
     ``--variant-seeds``; ``only``: restrict to these search names."""
     runs = [(name, s) for s in args.seeds for name in MAIN_SEARCHES]
-    if args.variant:
-        runs += [(name, s) for s in args.variant_seeds for name in VARIANT_SEARCHES]
+    runs += [(name, s) for s in args.variant_seeds for v in args.variant
+             for name in variant_searches(v)]
     return [r for r in runs if only is None or r[0] in only]
 
 
@@ -588,7 +617,7 @@ def candidate_breakdown(args, searches):
 
 
 COLORS = dict(pgnas='tab:red', uniform='tab:blue', fixedp='tab:green', plr10_pgnas='tab:purple',
-              plr10_uniform='tab:cyan')
+              plr10_uniform='tab:cyan', kl10_pgnas='tab:orange', kl10_uniform='tab:olive')
 
 
 def make_plot(args, searches, agg, path):

@@ -1,4 +1,5 @@
 """An mmpretrain ``ImageClassifier`` that adds the PGNAS variational regulariser to its loss."""
+import math
 from typing import List, Optional
 
 import torch
@@ -25,24 +26,38 @@ class PGNASClassifier(ImageClassifier):
         length_scale (float): l, the prior length scale. ``l**2 / N`` plays the role of a
             weight decay; configs choose ``l = sqrt(5e-4 * N)`` to match the 5e-4 decay of
             the ungated weights.
+        kl_weight (float): multiplies ``loss_kl``; the strength of the prior. Weight ``w`` is
+            the same as using ``N / w`` in the KL with ``l`` fixed, i.e. trusting the prior as
+            if there were ``w`` times less data; both terms scale, so the gated kernels' decay
+            (``l**2 / N``) grows ``w``-fold too. The paper's ``1/N`` scaling gives a weak prior
+            at small ``N`` (here the learned rates collapse to ``p ~ 0``); ``w > 1`` asks
+            whether a stronger one keeps them spread. Default 1: the plain ELBO / N.
         **kwargs: :class:`mmpretrain.models.ImageClassifier` arguments.
     """
 
-    def __init__(self, *args, num_train_samples: int, length_scale: float, **kwargs):
+    def __init__(self, *args, num_train_samples: int, length_scale: float,
+                 kl_weight: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
         if num_train_samples <= 0:
             raise ValueError(f'num_train_samples must be positive, got {num_train_samples}')
+        if not (isinstance(kl_weight, (int, float)) and math.isfinite(kl_weight)
+                and kl_weight > 0):
+            raise ValueError(f'kl_weight must be a positive finite number, got {kl_weight!r}')
         self.num_train_samples = num_train_samples
         self.length_scale = length_scale
+        self.kl_weight = float(kl_weight)
 
     def kl_regularizer(self) -> Optional[torch.Tensor]:
-        """The summed per-unit KL term, or None for a static model (no gates)."""
+        """The summed per-unit KL term times ``kl_weight``, or None for a static model
+        (no gates)."""
         total = None
         for unit, conv in gated_convs(self).values():
             term = concrete_dropout_kl(unit.drop_rate, conv.weight, unit.num_channels,
                                        self.length_scale, self.num_train_samples)
             total = term if total is None else total + term
-        return total
+        if total is None or self.kl_weight == 1.0:
+            return total
+        return self.kl_weight * total
 
     def drop_rates(self) -> torch.Tensor:
         """Every unit's ``p`` (detached), in module order."""
