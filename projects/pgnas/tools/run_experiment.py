@@ -522,11 +522,12 @@ def make_table(args, searches, tests, agg, paired, missing=(), breakdown=None):
     if breakdown:
         lines += [
             '', 'Why the distributions differ (all candidates, pooled over seeds): channels '
-            'a candidate drops from the *essential* units (learned p < 0.5 in the PGNAS '
-            f'supernet: {next(iter(breakdown.values()))["essential_units"]} units).', '',
-            '| sampler | candidates | essential channels dropped (mean) | corr(held-out acc, '
-            'that count) | mean acc with 0 / 1-2 / 3-5 / 6+ such drops (n) |',
-            '|---|---|---|---|---|'
+            'a candidate drops from the *essential* units (learned p < 0.5 in the reference '
+            'posterior named in the row).', '',
+            '| sampler | candidates | essential units (reference posterior) | essential '
+            'channels dropped (mean) | corr(held-out acc, that count) | mean acc with 0 / '
+            '1-2 / 3-5 / 6+ such drops (n) |',
+            '|---|---|---|---|---|---|'
         ]
         for name, b in breakdown.items():
             cells = []
@@ -537,7 +538,8 @@ def make_table(args, searches, tests, agg, paired, missing=(), breakdown=None):
                 cells.append('–' if n == 0 else
                              f'{sum(x[0] * x[1] for x in sel) / n:.2f} ({n})')
             corr = b['corr_acc_vs_dropped_essential']
-            lines.append(f'| {SEARCHES[name][2]} | {b["n"]} | {b["mean_dropped_essential"]:.2f} '
+            lines.append(f'| {SEARCHES[name][2]} | {b["n"]} | {b["essential_units"]} '
+                         f'({SEARCHES[name][3]}) | {b["mean_dropped_essential"]:.2f} '
                          f'| {"n/a" if corr is None else f"{corr:.2f}"} | '
                          + ' / '.join(cells) + ' |')
     if heldout_n:
