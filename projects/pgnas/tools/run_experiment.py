@@ -748,7 +748,10 @@ def write_report(args, log_dir):
         # from the first driver's start to the last one's end (they may overlap)
         total_wall_s=(round(max(r['end'] for r in runs) - min(starts), 1) if starts else
                       (runs[0].get('wall_s') if runs else None)))
-    atomic_write_json(osp.join(report_dir, 'summary.json'), summary)
+    # the summary is committed: paths inside the checkout (recorded step commands of a run
+    # started with an absolute --work-dir) are written relative to it
+    atomic_write_json(osp.join(report_dir, 'summary.json'),
+                      json.loads(json.dumps(summary).replace(REPO + os.sep, '')))
     atomic_write_text(osp.join(report_dir, 'table.md'), table)
     make_plot(args, searches, agg, osp.join(report_dir, 'candidates.png'))
     print(table)
