@@ -121,7 +121,12 @@ def test_search_settings_set_the_width_units_temperature(lambda_scale):
     dms = dict(exp.dms.to_dict(), lambda_scale=lambda_scale)
     settings = dms_search_settings(dms, exp.architecture.to_dict(), dict(optimizer={}), [],
                                    0.5, exp.input_shape, 1)
+    settings['model']['mutator']['fixed_ratios'] = {'depth:*': 0.0}  # as dms.fixed_ratios
+    assert dms_search_settings(dict(dms, fixed_ratios={'depth:*': 0.0}), {}, {}, [], 0.5,
+                               exp.input_shape, 1)['model']['mutator'] == \
+        settings['model']['mutator']
     algorithm = MODELS.build(settings['model'])
+    assert all(u.fixed for u in algorithm.mutator.block_units)
     widths = {u.lambda_scale for u in algorithm.mutator.channel_units}
     assert widths == {1.0 if lambda_scale is None else lambda_scale}
     assert {u.lambda_scale for u in algorithm.mutator.block_units} <= {4.0}  # depth untouched

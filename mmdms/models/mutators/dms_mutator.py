@@ -1,4 +1,5 @@
 """DMSMutator: discovers units by tracing, installs their masks, and describes the structure."""
+import fnmatch
 import types
 from typing import Any, Callable, Dict, List, Optional
 
@@ -205,6 +206,13 @@ class DMSMutator(nn.Module):
         prune_heads: build head units for attention layers.
         importance_metric: ``taylor`` (DMS default), ``snip`` or ``fisher``.
         importance_decay: EMA decay of importance.
+        fixed_ratios: ``{pattern: ratio}``: units whose name (as in :meth:`unit_table`,
+            e.g. ``bbox_head.head_module.reg_preds.1.0.conv`` or ``depth:backbone.stage3.1.blocks``)
+            matches the ``fnmatch`` pattern keep this pruning ratio for the whole search
+            (0 keeps them whole); importance still chooses which elements stay. For parts a
+            search should not reshape, e.g. a detection head that a short search from scratch
+            would cut to nothing. The first matching pattern wins; a pattern that matches no
+            unit is an error.
     """
 
     def __init__(self,
@@ -214,8 +222,10 @@ class DMSMutator(nn.Module):
                  prune_depth: bool = True,
                  prune_heads: bool = True,
                  importance_metric: str = 'taylor',
-                 importance_decay: float = 0.99):
+                 importance_decay: float = 0.99,
+                 fixed_ratios: Optional[Dict[str, float]] = None):
         super().__init__()
+        self.fixed_ratios = dict(fixed_ratios or {})
         self.channel_unit_cfg = dict(channel_unit_cfg or {})
         self.block_unit_cfg = dict(block_unit_cfg or {})
         self.head_unit_cfg = dict(head_unit_cfg or {})
@@ -262,6 +272,7 @@ class DMSMutator(nn.Module):
                 self.head_units.append(
                     DTopkHeadUnit(site.num_heads, site.module, **self.head_unit_cfg,
                                   **unit_kwargs))
+        self._fix_ratios()
         compute, params = build_terms(trace, self._gather_index, self._block_index, model)
         self.resource_model = ResourceModel(compute, params,
                                             [u.num_elements for u in self.block_units])
@@ -271,6 +282,28 @@ class DMSMutator(nn.Module):
                     torch.ones(self._num_channels() + 1),
                     [torch.ones(u.num_elements) for u in self.block_units], hard=True).items()}
         self._install(model)
+
+    def _fix_ratios(self) -> None:
+        """Apply ``fixed_ratios`` to the units it names (see the class docstring)."""
+        if not self.fixed_ratios:
+            return
+        names = [row['unit'] for row in self.unit_table()]
+        matched = set()
+        for name, unit in zip(names, self.units):
+            pattern = next((p for p in self.fixed_ratios if fnmatch.fnmatchcase(name, p)), None)
+            if pattern is None:
+                continue
+            ratio = float(self.fixed_ratios[pattern])
+            if not 0.0 <= ratio <= unit.max_ratio:
+                raise ValueError(f'fixed_ratios[{pattern!r}] = {ratio} for unit {name}: a ratio '
+                                 f'must lie in [0, {unit.max_ratio:.4f}] (it keeps '
+                                 f'{unit.min_kept} of {unit.num_elements} at least)')
+            unit.fix_ratio(ratio)
+            matched.add(pattern)
+        unmatched = [p for p in self.fixed_ratios if p not in matched]
+        if unmatched:
+            raise ValueError(f'fixed_ratios patterns {unmatched} match no unit; units are '
+                             f'named like {names[:3]} ... (see DMSMutator.unit_table())')
 
     @property
     def units(self) -> List[DTopkUnit]:

@@ -43,6 +43,18 @@ class DTopkUnit(nn.Module):
         """Largest ratio that still keeps ``min_kept`` elements (``round`` halves up)."""
         return 1.0 - (self.min_kept - 0.5) / self.num_elements if self.min_kept else 1.0
 
+    @property
+    def fixed(self) -> bool:
+        """Whether the search leaves the ratio alone (:meth:`fix_ratio`)."""
+        return not self.ratio.requires_grad
+
+    @torch.no_grad()
+    def fix_ratio(self, ratio: float) -> None:
+        """Hold the pruning ratio at ``ratio``: no gradient reaches it, so neither the task
+        nor the resource loss moves it (importance still ranks the elements)."""
+        self.ratio.fill_(ratio)
+        self.ratio.requires_grad_(False)
+
     @torch.no_grad()
     def clamp_ratio(self) -> None:
         self.ratio.clamp_(0.0, self.max_ratio)
@@ -66,6 +78,8 @@ class DTopkUnit(nn.Module):
         if self.mode == 'off':
             return torch.ones(self.num_elements, device=self.ratio.device)
         soft = self._soft_mask(self.ratio)
+        if self.fixed and self.mode == 'soft' and torch.is_grad_enabled():
+            soft = soft.detach().requires_grad_()  # a leaf: its gradient feeds importance
         if self.mode == 'hard':
             return hard_mask(soft).detach()
         return soft

@@ -137,3 +137,42 @@ def test_validation_uses_hard_masks_and_training_soft():
     alg.train()
     alg(x, mode='tensor')
     assert unit.mode == 'soft'
+
+
+def test_fixed_ratios_hold_while_the_rest_is_searched():
+    """``fixed_ratios`` units keep their ratio through backward and an optimizer step, their
+    importance is still tracked, and the other units still move."""
+    fixed = {'backbone.layer4.*': 0.5, 'depth:*': 0.0}
+    alg = tiny_algorithm(target_ratio=0.3, mutator=dict(type='DMSMutator',
+                                                        fixed_ratios=fixed))
+    names = [r['unit'] for r in alg.mutator.unit_table()]
+    units = dict(zip(names, alg.mutator.units))
+    held = {n: u for n, u in units.items() if n.startswith(('backbone.layer4.', 'depth:'))}
+    free = {n: u for n, u in units.items() if n not in held}
+    assert len(held) == 7 and all(u.fixed for u in held.values())
+    assert not any(u.fixed for u in free.values())
+    before = {n: float(u.ratio.detach()) for n, u in units.items()}
+    assert all(before[n] == (0.5 if n.startswith('backbone') else 0.0) for n in held)
+    optimizer = torch.optim.Adam(alg.mutator.parameters(), lr=0.05, betas=(0.0, 0.999))
+    alg.set_target_ratio(0.3)
+    torch.manual_seed(0)
+    for _ in range(2):  # the first step only warms up importance (cold-start masks)
+        optimizer.zero_grad()
+        loss = alg.architecture(torch.randn(4, 3, 32, 32), mode='tensor').pow(2).mean()
+        (loss + alg.resource_loss()['loss_resource']).backward()
+        alg.mutator.update_importance()
+        optimizer.step()
+    assert all(u.ratio.grad is None for u in held.values())
+    assert all(float(u.ratio) == before[n] for n, u in held.items())
+    assert all(float(u.ratio) > before[n] for n, u in free.items())  # pruned towards 0.3
+    assert all(bool((u.tracker.importance > 0).any()) for u in held.values())
+    for name, unit in held.items():
+        if name.startswith('backbone'):
+            assert unit.num_kept() == round(0.5 * unit.num_elements)
+
+
+def test_fixed_ratios_bad_patterns_and_ratios_are_named():
+    with pytest.raises(ValueError, match=r"\['neck\.\*'\] match no unit"):
+        tiny_algorithm(mutator=dict(type='DMSMutator', fixed_ratios={'neck.*': 0.0}))
+    with pytest.raises(ValueError, match=r"fixed_ratios\['backbone\.conv1'\] = 1\.5"):
+        tiny_algorithm(mutator=dict(type='DMSMutator', fixed_ratios={'backbone.conv1': 1.5}))

@@ -3,8 +3,9 @@ experiments: both wrap their supernet in ``DMSAlgorithm`` with the same mutator,
 optimizer and search hook, built from the experiment config's ``dms`` dict.
 
 ``dms`` keys: ``structure_lr``, ``loss_weight``, ``decay_fraction``, ``importance_metric``,
-and optionally ``importance_decay`` (0.99), ``prune_depth`` (True) and ``lambda_scale`` (the
-width masks' temperature multiplier; unset: the mutator's default of 1).
+and optionally ``importance_decay`` (0.99), ``prune_depth`` (True), ``lambda_scale`` (the
+width masks' temperature multiplier; unset: the mutator's default of 1) and ``fixed_ratios``
+(``{unit name pattern: ratio}`` the search does not move; see ``DMSMutator``).
 """
 from typing import Sequence
 
@@ -28,6 +29,8 @@ def dms_search_settings(dms: dict, architecture: dict, architecture_optim: dict,
                    prune_depth=dms.get('prune_depth', True))
     if dms.get('lambda_scale') is not None:
         mutator['channel_unit_cfg'] = dict(lambda_scale=float(dms['lambda_scale']))
+    if dms.get('fixed_ratios'):
+        mutator['fixed_ratios'] = dict(dms['fixed_ratios'])
     return dict(
         model=dict(type='mmdms.DMSAlgorithm', architecture=architecture, mutator=mutator,
                    target_ratio=target_ratio, resource='flops',
