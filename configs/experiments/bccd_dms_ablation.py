@@ -20,4 +20,15 @@ variants = [
          question='Search for 8 epochs instead of 4 (counted: 12 epochs left to retrain). Every '
          'search so far cut the P4/P5 heads and the neck\'s bottom-up path to the minimum; '
          'does more task-loss signal before the target is reached keep them?'),
+    dict(name='structure_lr_5e-3', arms=['dms_np'], options={'dms.structure_lr': 5e-3},
+         question='Structure lr 5e-3 instead of 2e-2 (the only setting that helped on '
+         'CIFAR-10; the search then lags its target and the export rescales the widths).'),
+    dict(name='lambda_scale_0.25', arms=['dms_np'], options={'dms.lambda_scale': 0.25},
+         question='Mask temperature λ = N/4 instead of N for widths: softer masks, the '
+         'ratio\'s gradient reaches ~4x more channels around the threshold.'),
+    dict(name='head_fixed_0.5', arms=['dms_np'],
+         options={'dms.fixed_ratios': {'bbox_head.*': 0.5}},
+         question='Keep the detection head out of the search at YOLOv8-n\'s head widths (half '
+         'of the supernet\'s; fixed_ratios): does the search do better when it cannot cut the '
+         'P4/P5 branches?'),
 ]
