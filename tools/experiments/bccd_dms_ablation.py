@@ -14,11 +14,8 @@ table goes to the ``bccd_ablation`` section of ``docs/results.md``, with
 in ``configs/experiments/bccd_dms_ablation.py``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import time
-from typing import Dict
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
@@ -30,8 +27,7 @@ from bccd_yolov8_dms_vs_yolov8n import FIXED, run_line  # noqa: E402
 from dmsexp import ablation  # noqa: E402
 from dmsexp.detection import DET_ARMS, DetectionExperiment, load_results  # noqa: E402
 from dmsexp.detection_report import DET_LABELS, plot_widths  # noqa: E402
-from dmsexp.driver import (check_settings, make_logger, open_work_dir,  # noqa: E402
-                           record_invocation, run_plan)
+from dmsexp.driver import check_settings, make_logger, open_work_dir  # noqa: E402
 from dmsexp.steps import load_json  # noqa: E402
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 
@@ -108,38 +104,17 @@ def main():
     cfg = ablation.load_ablation(args, CONFIG, SMOKE_CONFIG, DET_ARMS)
     work_dir = open_work_dir(args, 'exp_bccd_sweep', REPO)
     log = make_logger(work_dir, tag='ablation')
-    selected = ablation.selected_variants(cfg, args.variants)
-    contexts: Dict[str, DetectionExperiment] = {}
-    plan = []
-    for v in selected:
-        exp = ablation.variant_experiment(cfg, v)
-        vdir = osp.join(work_dir, v['name'])
-        os.makedirs(vdir, exist_ok=True)
+
+    def open_variant(variant, exp, vdir):
         check_settings(vdir, exp, FIXED)
-        contexts[v['name']] = DetectionExperiment(exp, vdir, REPO,
-                                                  make_logger(vdir, tag='ablation'))
-        plan += [(v['name'], arm, s) for s in ablation.variant_seeds(cfg, v)
-                 for arm in DET_ARMS if arm in v['arms']]
+        return DetectionExperiment(exp, vdir, REPO, make_logger(vdir, tag='ablation'))
 
-    def pending() -> int:
-        return sum(not osp.isfile(contexts[n].result_path(a, s)) for n, a, s in plan)
-
-    failures = []
-    if not args.report_only:
-        start = time.time()
-        log(f'{len(plan)} runs planned in {work_dir}: variants {[v["name"] for v in selected]}')
-        failures = run_plan(
-            plan, lambda n, a, s: contexts[n].run(a, s),
-            lambda n, a, s: contexts[n].result_path(a, s),
-            lambda n, a, s: f'{n}: {a} seed {s}', run_line, log,
-            after_run=None if args.smoke else lambda: write_reports(
-                args, cfg, work_dir, pending(), log))
-        record_invocation(work_dir, start, [list(f) for f in failures])
-    write_reports(args, cfg, work_dir, pending(), log)
-    if failures:
-        log(f'{len(failures)} runs failed: {failures}; run the same command again to retry')
-        sys.exit(1)
-
+    ablation.run_variants(
+        args, cfg, work_dir, log, open_variant=open_variant,
+        keys=lambda v: [(arm, s) for s in ablation.variant_seeds(cfg, v)
+                        for arm in DET_ARMS if arm in v['arms']],
+        describe=lambda arm, seed: f'{arm} seed {seed}', run_line=run_line,
+        write_reports=lambda pending: write_reports(args, cfg, work_dir, pending, log))
 
 if __name__ == '__main__':
     main()

@@ -15,11 +15,8 @@ and is written to the ``cifar10_ablation`` section of ``docs/results.md``, with
 listed in ``configs/experiments/cifar10_dms_ablation.py``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import time
-from typing import Dict
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
@@ -31,8 +28,7 @@ from cifar10_dms_vs_baselines import run_head, run_line  # noqa: E402
 from dmsexp import ablation, report  # noqa: E402
 from dmsexp.arms import ARMS, FIXED_SETTINGS, Experiment  # noqa: E402
 from dmsexp.data import write_split  # noqa: E402
-from dmsexp.driver import (check_settings, make_logger, open_work_dir,  # noqa: E402
-                           record_invocation, run_plan)
+from dmsexp.driver import check_settings, make_logger, open_work_dir  # noqa: E402
 from mmdms.utils import register_all_modules, setup_torch_load  # noqa: E402
 
 CONFIG = osp.join(REPO, 'configs', 'experiments', 'cifar10_dms_ablation.py')
@@ -93,37 +89,17 @@ def main():
     splits = dict(train=write_split(cfg.data_root, 'train', cfg.train_per_class, split_dir),
                   test=write_split(cfg.data_root, 'test', cfg.test_per_class, split_dir))
     budget = float(cfg.budgets[0])
-    selected = ablation.selected_variants(cfg, args.variants)
-    contexts: Dict[str, Experiment] = {}
-    plan = []
-    for v in selected:
-        exp = ablation.variant_experiment(cfg, v)
-        vdir = osp.join(work_dir, v['name'])
-        os.makedirs(vdir, exist_ok=True)
+
+    def open_variant(variant, exp, vdir):
         check_settings(vdir, exp, FIXED_SETTINGS)
-        contexts[v['name']] = Experiment(exp, vdir, splits, make_logger(vdir, tag='ablation'))
-        plan += [(v['name'], arm, budget, s) for s in ablation.variant_seeds(cfg, v)
-                 for arm in v['arms']]
+        return Experiment(exp, vdir, splits, make_logger(vdir, tag='ablation'))
 
-    def pending() -> int:
-        return sum(not osp.isfile(contexts[n].result_path(a, b, s)) for n, a, b, s in plan)
-
-    failures = []
-    if not args.report_only:
-        start = time.time()
-        log(f'{len(plan)} runs planned in {work_dir}: variants {[v["name"] for v in selected]}')
-        failures = run_plan(
-            plan, lambda n, a, b, s: contexts[n].run(a, b, s),
-            lambda n, a, b, s: contexts[n].result_path(a, b, s),
-            lambda n, a, b, s: f'{n}: {run_head(a, b, s)}', run_line, log,
-            after_run=None if args.smoke else lambda: write_reports(
-                args, cfg, work_dir, pending(), log))
-        record_invocation(work_dir, start, failures)
-    write_reports(args, cfg, work_dir, pending(), log)
-    if failures:
-        log(f'{len(failures)} runs failed: {failures}; run the same command again to retry')
-        sys.exit(1)
-
+    ablation.run_variants(
+        args, cfg, work_dir, log, open_variant=open_variant,
+        keys=lambda v: [(arm, budget, s) for s in ablation.variant_seeds(cfg, v)
+                        for arm in v['arms']],
+        describe=run_head, run_line=run_line,
+        write_reports=lambda pending: write_reports(args, cfg, work_dir, pending, log))
 
 if __name__ == '__main__':
     main()

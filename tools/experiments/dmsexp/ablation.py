@@ -14,8 +14,11 @@ what the main table already measured.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import statistics
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -261,3 +264,41 @@ def write_report(args, cfg: Config, spec: AblationSpec, *, section: str, driver:
                                                 figures))
     log(f'ablation table: {results_md}, {results_dir}/{section}.json')
     return rows
+
+
+def run_variants(args, cfg: Config, work_dir: str, log, *,
+                 open_variant: Callable[[dict, Config, str], object],
+                 keys: Callable[[dict], List[tuple]], describe: Callable[..., str],
+                 run_line: Callable[[dict], str],
+                 write_reports: Callable[[int], None]) -> None:
+    """Run the selected variants' planned runs (resumable) and rebuild the report.
+
+    ``open_variant(variant, experiment, variant_dir)`` returns the experiment context (with
+    ``run(*key)`` and ``result_path(*key)``) after checking the dir's settings; ``keys(variant)``
+    lists its runs; ``write_reports(pending)`` rebuilds the report. Exits 1 if a run failed."""
+    from .driver import record_invocation, run_plan
+    selected = selected_variants(cfg, args.variants)
+    contexts, plan = {}, []
+    for v in selected:
+        vdir = osp.join(work_dir, v['name'])
+        os.makedirs(vdir, exist_ok=True)
+        contexts[v['name']] = open_variant(v, variant_experiment(cfg, v), vdir)
+        plan += [(v['name'], *key) for key in keys(v)]
+
+    def pending() -> int:
+        return sum(not osp.isfile(contexts[n].result_path(*key)) for n, *key in plan)
+
+    failures = []
+    if not args.report_only:
+        start = time.time()
+        log(f'{len(plan)} runs planned in {work_dir}: variants {[v["name"] for v in selected]}')
+        failures = run_plan(
+            plan, lambda n, *key: contexts[n].run(*key),
+            lambda n, *key: contexts[n].result_path(*key),
+            lambda n, *key: f'{n}: {describe(*key)}', run_line, log,
+            after_run=None if args.smoke else lambda: write_reports(pending()))
+        record_invocation(work_dir, start, [list(f) for f in failures])
+    write_reports(pending())
+    if failures:
+        log(f'{len(failures)} runs failed: {failures}; run the same command again to retry')
+        sys.exit(1)
